@@ -1,0 +1,339 @@
+//! The seven passive reply types: validation, exact XML encoding, and parsing back.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Error, Result};
+use super::xml::{self, Element};
+
+/// WeChat's limit on a text reply, in UTF-8 bytes.
+pub const MAX_TEXT_BYTES: usize = 2048;
+/// WeChat's limit on the articles of a news reply.
+pub const MAX_ARTICLES: usize = 8;
+
+/// A passive reply: the body of the HTTP answer to a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reply {
+    /// A text message (at most 2048 bytes).
+    Text {
+        /// The text.
+        content: String,
+    },
+    /// A picture, by media id.
+    Image {
+        /// Media id of an uploaded picture.
+        media_id: String,
+    },
+    /// A voice message, by media id.
+    Voice {
+        /// Media id of an uploaded voice file.
+        media_id: String,
+    },
+    /// A video, by media id.
+    Video {
+        /// Media id of an uploaded video.
+        media_id: String,
+        /// Title (may be empty).
+        #[serde(default)]
+        title: String,
+        /// Description (may be empty).
+        #[serde(default)]
+        description: String,
+    },
+    /// A music card.
+    Music {
+        /// Title (may be empty).
+        #[serde(default)]
+        title: String,
+        /// Description (may be empty).
+        #[serde(default)]
+        description: String,
+        /// Music URL (may be empty).
+        #[serde(default)]
+        music_url: String,
+        /// High-quality music URL, preferred on Wi-Fi (may be empty).
+        #[serde(default)]
+        hq_music_url: String,
+        /// Media id of the thumbnail (required).
+        thumb_media_id: String,
+    },
+    /// News: 1 to 8 articles, the first shown large.
+    News {
+        /// The articles.
+        articles: Vec<Article>,
+    },
+    /// Hand the conversation to customer service, optionally to one agent.
+    TransferCustomerService {
+        /// The agent account (`name@account`), or any available agent.
+        #[serde(default)]
+        kf_account: Option<String>,
+    },
+}
+
+/// One article of a news reply.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Article {
+    /// Title.
+    pub title: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Picture URL (large for the first article).
+    #[serde(default)]
+    pub pic_url: String,
+    /// Link opened on tap.
+    #[serde(default)]
+    pub url: String,
+}
+
+/// A parsed reply with its addressing, as a client of the server (the simulator) sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplyMessage {
+    /// The user the reply goes to.
+    pub to_user: String,
+    /// The account it comes from.
+    pub from_user: String,
+    /// Seconds since the Unix epoch.
+    pub create_time: i64,
+    /// The reply.
+    pub reply: Reply,
+}
+
+impl Reply {
+    /// A text reply.
+    pub fn text(content: impl Into<String>) -> Self {
+        Reply::Text {
+            content: content.into(),
+        }
+    }
+
+    /// The `MsgType` of the reply.
+    pub fn msg_type(&self) -> &'static str {
+        match self {
+            Reply::Text { .. } => "text",
+            Reply::Image { .. } => "image",
+            Reply::Voice { .. } => "voice",
+            Reply::Video { .. } => "video",
+            Reply::Music { .. } => "music",
+            Reply::News { .. } => "news",
+            Reply::TransferCustomerService { .. } => "transfer_customer_service",
+        }
+    }
+
+    /// Checks WeChat's limits: text length, article count, required media ids, XML characters.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Reply::Text { content } if content.len() > MAX_TEXT_BYTES => {
+                return Err(Error::ReplyTextTooLong(content.len()));
+            }
+            Reply::Image { media_id }
+            | Reply::Voice { media_id }
+            | Reply::Video { media_id, .. }
+                if media_id.is_empty() =>
+            {
+                return Err(Error::EmptyReplyField("media_id"));
+            }
+            Reply::Music { thumb_media_id, .. } if thumb_media_id.is_empty() => {
+                return Err(Error::EmptyReplyField("thumb_media_id"));
+            }
+            Reply::News { articles } if articles.is_empty() || articles.len() > MAX_ARTICLES => {
+                return Err(Error::ArticleCount(articles.len()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Encodes the reply to `to_user` from the account `from_user`, `create_time` in seconds.
+    ///
+    /// ```
+    /// # use wxhost::wechat::reply::Reply;
+    /// let xml = Reply::text("hi").encode("openid", "gh_account", 1700000000).unwrap();
+    /// assert_eq!(xml, "<xml><ToUserName><![CDATA[openid]]></ToUserName>\
+    ///     <FromUserName><![CDATA[gh_account]]></FromUserName><CreateTime>1700000000</CreateTime>\
+    ///     <MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content></xml>");
+    /// ```
+    pub fn encode(&self, to_user: &str, from_user: &str, create_time: i64) -> Result<String> {
+        self.validate()?;
+        let mut root = Element {
+            name: "xml".into(),
+            text: String::new(),
+            children: vec![
+                Element::leaf("ToUserName", to_user),
+                Element::leaf("FromUserName", from_user),
+                Element::leaf("CreateTime", create_time.to_string()),
+                Element::leaf("MsgType", self.msg_type()),
+            ],
+        };
+        root.children.extend(self.body());
+        check_chars(&root)?;
+        let mut out = String::with_capacity(256);
+        root.write(&mut out, &["CreateTime", "ArticleCount"]);
+        Ok(out)
+    }
+
+    /// The type-specific elements after `MsgType`.
+    fn body(&self) -> Vec<Element> {
+        match self {
+            Reply::Text { content } => vec![Element::leaf("Content", content.as_str())],
+            Reply::Image { media_id } => vec![group("Image", [("MediaId", media_id)])],
+            Reply::Voice { media_id } => vec![group("Voice", [("MediaId", media_id)])],
+            Reply::Video {
+                media_id,
+                title,
+                description,
+            } => vec![group(
+                "Video",
+                [
+                    ("MediaId", media_id),
+                    ("Title", title),
+                    ("Description", description),
+                ],
+            )],
+            Reply::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            } => vec![group(
+                "Music",
+                [
+                    ("Title", title),
+                    ("Description", description),
+                    ("MusicUrl", music_url),
+                    ("HQMusicUrl", hq_music_url),
+                    ("ThumbMediaId", thumb_media_id),
+                ],
+            )],
+            Reply::News { articles } => vec![
+                Element::leaf("ArticleCount", articles.len().to_string()),
+                Element {
+                    name: "Articles".into(),
+                    text: String::new(),
+                    children: articles
+                        .iter()
+                        .map(|a| {
+                            group(
+                                "item",
+                                [
+                                    ("Title", &a.title),
+                                    ("Description", &a.description),
+                                    ("PicUrl", &a.pic_url),
+                                    ("Url", &a.url),
+                                ],
+                            )
+                        })
+                        .collect(),
+                },
+            ],
+            Reply::TransferCustomerService { kf_account } => kf_account
+                .iter()
+                .map(|account| group("TransInfo", [("KfAccount", account)]))
+                .collect(),
+        }
+    }
+
+    /// Parses a plaintext reply, e.g. one the server sent, back into its model.
+    pub fn parse(xml: &str) -> Result<ReplyMessage> {
+        let f = xml::parse_document(xml)?;
+        let text = |el: &Element, name| el.child_text(name).unwrap_or_default().to_owned();
+        let inner = |name: &'static str| f.child(name).ok_or(Error::MissingField(name));
+        let msg_type = f
+            .child_text("MsgType")
+            .ok_or(Error::MissingField("MsgType"))?;
+        let reply = match msg_type {
+            "text" => Reply::Text {
+                content: text(&f, "Content"),
+            },
+            "image" => Reply::Image {
+                media_id: text(inner("Image")?, "MediaId"),
+            },
+            "voice" => Reply::Voice {
+                media_id: text(inner("Voice")?, "MediaId"),
+            },
+            "video" => {
+                let v = inner("Video")?;
+                Reply::Video {
+                    media_id: text(v, "MediaId"),
+                    title: text(v, "Title"),
+                    description: text(v, "Description"),
+                }
+            }
+            "music" => {
+                let m = inner("Music")?;
+                Reply::Music {
+                    title: text(m, "Title"),
+                    description: text(m, "Description"),
+                    music_url: text(m, "MusicUrl"),
+                    hq_music_url: text(m, "HQMusicUrl"),
+                    thumb_media_id: text(m, "ThumbMediaId"),
+                }
+            }
+            "news" => Reply::News {
+                articles: inner("Articles")?
+                    .children_named("item")
+                    .map(|item| Article {
+                        title: text(item, "Title"),
+                        description: text(item, "Description"),
+                        pic_url: text(item, "PicUrl"),
+                        url: text(item, "Url"),
+                    })
+                    .collect(),
+            },
+            "transfer_customer_service" => Reply::TransferCustomerService {
+                kf_account: f.text_at("TransInfo/KfAccount").map(str::to_owned),
+            },
+            other => return Err(Error::invalid_field("MsgType", other)),
+        };
+        let create_time = f.child_text("CreateTime").unwrap_or_default();
+        Ok(ReplyMessage {
+            to_user: text(&f, "ToUserName"),
+            from_user: text(&f, "FromUserName"),
+            create_time: create_time
+                .trim()
+                .parse()
+                .map_err(|_| Error::invalid_field("CreateTime", create_time))?,
+            reply,
+        })
+    }
+}
+
+fn group<'a>(name: &str, fields: impl IntoIterator<Item = (&'a str, &'a String)>) -> Element {
+    Element {
+        name: name.into(),
+        text: String::new(),
+        children: fields
+            .into_iter()
+            .map(|(n, v)| Element::leaf(n, v.as_str()))
+            .collect(),
+    }
+}
+
+/// Refuses characters XML 1.0 cannot carry: WeChat would reject the whole reply.
+fn check_chars(el: &Element) -> Result<()> {
+    if !el.text.chars().all(xml::is_xml_char) {
+        return Err(Error::InvalidReplyChar(field_name(&el.name)));
+    }
+    el.children.iter().try_for_each(check_chars)
+}
+
+/// Maps an element name to the model's field name for error messages.
+fn field_name(element: &str) -> &'static str {
+    match element {
+        "ToUserName" => "to_user",
+        "FromUserName" => "from_user",
+        "Content" => "content",
+        "MediaId" => "media_id",
+        "Title" => "title",
+        "Description" => "description",
+        "MusicUrl" => "music_url",
+        "HQMusicUrl" => "hq_music_url",
+        "ThumbMediaId" => "thumb_media_id",
+        "PicUrl" => "pic_url",
+        "Url" => "url",
+        "KfAccount" => "kf_account",
+        _ => "reply",
+    }
+}

@@ -1,0 +1,123 @@
+//! The `signature` and `msg_signature` of a push: SHA-1 over the sorted parts, checked in constant time.
+
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+
+use super::error::{Error, Result};
+
+/// `signature`: hex SHA-1 of the sorted concatenation of token, timestamp and nonce.
+///
+/// ```
+/// # use wxhost::wechat::signature;
+/// assert_eq!(
+///     signature::signature("test", "1410685589", "test"),
+///     "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff",
+/// );
+/// ```
+pub fn signature(token: &str, timestamp: &str, nonce: &str) -> String {
+    sorted_sha1_hex(&mut [token, timestamp, nonce])
+}
+
+/// `msg_signature`: hex SHA-1 of the sorted concatenation of token, timestamp, nonce and the
+/// `Encrypt` value.
+pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
+    sorted_sha1_hex(&mut [token, timestamp, nonce, encrypt])
+}
+
+/// Checks a push's plain `signature` (sent in every mode, and on URL verification).
+pub fn verify_signature(token: &str, timestamp: &str, nonce: &str, given: &str) -> Result<()> {
+    check(&signature(token, timestamp, nonce), given, "signature")
+}
+
+/// Checks a push's `msg_signature` over its `Encrypt` value.
+pub fn verify_msg_signature(
+    token: &str,
+    timestamp: &str,
+    nonce: &str,
+    encrypt: &str,
+    given: &str,
+) -> Result<()> {
+    check(
+        &msg_signature(token, timestamp, nonce, encrypt),
+        given,
+        "msg_signature",
+    )
+}
+
+fn sorted_sha1_hex(parts: &mut [&str]) -> String {
+    parts.sort_unstable();
+    let mut hasher = Sha1::new();
+    for part in parts.iter() {
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Constant-time comparison; WeChat sends lowercase hex, an uppercase copy is accepted too.
+fn check(expected: &str, given: &str, which: &'static str) -> Result<()> {
+    let given = given.to_ascii_lowercase();
+    if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Error::SignatureMismatch { which })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_parts_before_hashing() {
+        // The same three strings in any order give the same signature.
+        assert_eq!(signature("a", "b", "c"), signature("c", "a", "b"));
+        assert_eq!(
+            msg_signature("t", "1", "n", "E"),
+            sorted_sha1_hex(&mut ["E", "n", "1", "t"])
+        );
+    }
+
+    #[test]
+    fn accepts_matching_signature_in_either_case() {
+        let sig = signature("token", "1700000000", "nonce");
+        assert_eq!(
+            verify_signature("token", "1700000000", "nonce", &sig),
+            Ok(())
+        );
+        let upper = sig.to_ascii_uppercase();
+        assert_eq!(
+            verify_signature("token", "1700000000", "nonce", &upper),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_truncated_and_empty_signatures() {
+        let sig = signature("token", "1700000000", "nonce");
+        for given in [&sig[..39], "", "0000000000000000000000000000000000000000"] {
+            assert_eq!(
+                verify_signature("token", "1700000000", "nonce", given),
+                Err(Error::SignatureMismatch { which: "signature" })
+            );
+        }
+        assert_eq!(
+            verify_signature("other", "1700000000", "nonce", &sig),
+            Err(Error::SignatureMismatch { which: "signature" })
+        );
+    }
+
+    #[test]
+    fn msg_signature_covers_the_encrypt_value() {
+        let sig = msg_signature("token", "1", "2", "payload");
+        assert_eq!(
+            verify_msg_signature("token", "1", "2", "payload", &sig),
+            Ok(())
+        );
+        assert_eq!(
+            verify_msg_signature("token", "1", "2", "payloaD", &sig),
+            Err(Error::SignatureMismatch {
+                which: "msg_signature"
+            })
+        );
+    }
+}

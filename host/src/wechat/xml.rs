@@ -1,0 +1,326 @@
+//! A hardened XML reader into a small element tree, and the CDATA writer replies use.
+//!
+//! WeChat's XML is flat or shallow (`<xml>` with leaf fields and a few nested groups), so the
+//! reader builds an [`Element`] tree under tight limits, and the typed models read from it. It
+//! strips characters XML 1.0 cannot carry (users do type `\x1d`), refuses DTDs and any entity
+//! but the five predefined ones, and never expands anything.
+
+use std::borrow::Cow;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use serde::Serialize;
+
+use super::error::{Error, Result};
+
+/// The largest document the reader accepts (a push body; WeChat's are a few kilobytes).
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// The deepest nesting WeChat uses is 4 (`xml/SendPicsInfo/PicList/item/PicMd5Sum`).
+const MAX_DEPTH: usize = 8;
+/// More elements than any real push has, few enough that a hostile one costs little.
+const MAX_ELEMENTS: usize = 1024;
+
+/// One XML element: its name, its text (CDATA and text joined, entities resolved) and children.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Element {
+    /// The element name as written (WeChat's names are case-sensitive).
+    pub name: String,
+    /// The text content; empty for elements that only hold children.
+    pub text: String,
+    /// Child elements in document order; repeated names stay repeated.
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// A leaf element with text.
+    pub fn leaf(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Element {
+            name: name.into(),
+            text: text.into(),
+            children: Vec::new(),
+        }
+    }
+
+    /// The first child called `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// Every child called `name`, in order (one or many).
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// The text of the first child called `name`.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+
+    /// The text at a `/`-separated path of child names, e.g. `ScanCodeInfo/ScanResult`.
+    pub fn text_at(&self, path: &str) -> Option<&str> {
+        path.split('/')
+            .try_fold(self, |el, name| el.child(name))
+            .map(|el| el.text.as_str())
+    }
+
+    /// Writes the element as XML, every text in CDATA (numbers in `numeric` bare, as WeChat does).
+    pub fn write(&self, out: &mut String, numeric: &[&str]) {
+        out.push('<');
+        out.push_str(&self.name);
+        out.push('>');
+        if self.children.is_empty() {
+            if numeric.contains(&self.name.as_str()) {
+                out.push_str(&self.text);
+            } else {
+                push_cdata(out, &self.text);
+            }
+        }
+        for child in &self.children {
+            child.write(out, numeric);
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+}
+
+/// True for the characters XML 1.0 allows in a document.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Removes the characters XML 1.0 cannot carry, borrowing when there are none.
+pub fn sanitize(input: &str) -> Cow<'_, str> {
+    if input.chars().all(is_xml_char) {
+        Cow::Borrowed(input)
+    } else {
+        Cow::Owned(input.chars().filter(|&c| is_xml_char(c)).collect())
+    }
+}
+
+/// Appends `text` as CDATA, splitting any `]]>` so the value cannot break out of the section.
+pub fn push_cdata(out: &mut String, text: &str) {
+    out.push_str("<![CDATA[");
+    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+    out.push_str("]]>");
+}
+
+/// Parses a document into its root element, under the limits above.
+pub fn parse_document(input: &str) -> Result<Element> {
+    if input.len() > MAX_DOCUMENT_BYTES {
+        return Err(Error::BodyTooLarge {
+            len: input.len(),
+            limit: MAX_DOCUMENT_BYTES,
+        });
+    }
+    let input = sanitize(input);
+    let mut reader = Reader::from_str(&input);
+    let config = reader.config_mut();
+    config.expand_empty_elements = true;
+    config.check_end_names = true;
+    config.trim_text(false);
+
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    let mut elements = 0usize;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| Error::Xml(format!("at byte {}: {e}", reader.error_position())))?;
+        match event {
+            Event::DocType(_) => return Err(Error::XmlForbidden("DTD (<!DOCTYPE>)".into())),
+            Event::Start(start) => {
+                if root.is_some() {
+                    return Err(Error::Xml("content after the root element".into()));
+                }
+                elements += 1;
+                if stack.len() >= MAX_DEPTH || elements > MAX_ELEMENTS {
+                    return Err(Error::Xml(format!(
+                        "more than {MAX_DEPTH} levels or {MAX_ELEMENTS} elements"
+                    )));
+                }
+                let name = start.name().0.to_owned();
+                stack.push(Element {
+                    name,
+                    ..Element::default()
+                });
+            }
+            Event::End(_) => {
+                let Some(mut done) = stack.pop() else {
+                    return Err(Error::Xml("unexpected closing tag".into()));
+                };
+                if !done.children.is_empty() && done.text.trim().is_empty() {
+                    done.text.clear();
+                }
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => root = Some(done),
+                }
+            }
+            Event::Text(text) => {
+                let text = text.into_inner();
+                match stack.last_mut() {
+                    Some(current) => current.text.push_str(&text),
+                    None if text.trim().is_empty() => {}
+                    None => return Err(Error::Xml("text outside the root element".into())),
+                }
+            }
+            Event::CData(cdata) => {
+                let cdata = cdata.into_inner();
+                let current = stack
+                    .last_mut()
+                    .ok_or_else(|| Error::Xml("CDATA outside the root element".into()))?;
+                current.text.push_str(&cdata);
+            }
+            Event::GeneralRef(reference) => {
+                let current = stack
+                    .last_mut()
+                    .ok_or_else(|| Error::Xml("reference outside the root element".into()))?;
+                let resolved = match reference.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c),
+                    Ok(None) => predefined_entity(&reference.into_inner()),
+                    Err(e) => return Err(Error::Xml(e.to_string())),
+                };
+                match resolved {
+                    Some(c) if is_xml_char(c) => current.text.push(c),
+                    Some(_) => {} // a character reference to a control character: stripped
+                    None => {
+                        return Err(Error::XmlForbidden(
+                            "entity reference (only &lt; &gt; &amp; &apos; &quot; are allowed)"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::Empty(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if !stack.is_empty() {
+        return Err(Error::Xml("document ends inside an element".into()));
+    }
+    root.ok_or_else(|| Error::Xml("no root element".into()))
+}
+
+fn predefined_entity(name: &str) -> Option<char> {
+    match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cdata_text_and_entities() {
+        let root = parse_document(
+            "<?xml version=\"1.0\"?><xml><A><![CDATA[a]]]]><![CDATA[>b]]></A>\
+             <B>x &lt; y &amp;&#x4e2d;&#25991;</B><!-- c --></xml>",
+        )
+        .expect("parse");
+        assert_eq!(root.name, "xml");
+        assert_eq!(root.child_text("A"), Some("a]]>b"));
+        assert_eq!(root.child_text("B"), Some("x < y &中文"));
+    }
+
+    #[test]
+    fn keeps_repeated_elements_and_paths() {
+        let root = parse_document(
+            "<xml>\n  <G><item><K>1</K></item><item><K>2</K></item></G>\n  <E/>\n</xml>",
+        )
+        .expect("parse");
+        let group = root.child("G").expect("G");
+        let keys: Vec<_> = group
+            .children_named("item")
+            .filter_map(|i| i.child_text("K"))
+            .collect();
+        assert_eq!(keys, ["1", "2"]);
+        assert_eq!(root.text_at("G/item/K"), Some("1"));
+        assert_eq!(root.child_text("E"), Some(""));
+        assert_eq!(root.text, "");
+    }
+
+    #[test]
+    fn strips_control_characters_but_keeps_newlines_and_emoji() {
+        let root =
+            parse_document("<xml><C>a\u{1d}b\u{0}c\r\n\t😀\u{fffe}</C></xml>").expect("parse");
+        assert_eq!(root.child_text("C"), Some("abc\r\n\t😀"));
+        let root = parse_document("<xml><C>x&#1;y&#x1F600;</C></xml>").expect("parse");
+        assert_eq!(root.child_text("C"), Some("xy😀"));
+    }
+
+    #[test]
+    fn refuses_dtd_and_billion_laughs() {
+        let laughs = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<xml><Content>&lol2;</Content></xml>"#;
+        assert_eq!(
+            parse_document(laughs),
+            Err(Error::XmlForbidden("DTD (<!DOCTYPE>)".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_external_entity_even_without_dtd() {
+        let xxe = "<xml><Content>&xxe;</Content></xml>";
+        assert!(matches!(parse_document(xxe), Err(Error::XmlForbidden(_))));
+        let xxe = r#"<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><Content>&xxe;</Content></xml>"#;
+        assert!(matches!(parse_document(xxe), Err(Error::XmlForbidden(_))));
+    }
+
+    #[test]
+    fn rejects_malformed_documents() {
+        for bad in [
+            "",
+            "<xml>",
+            "<xml></other>",
+            "<xml></xml><xml></xml>",
+            "text<xml></xml>",
+            "<xml><a></xml>",
+        ] {
+            assert!(
+                matches!(parse_document(bad), Err(Error::Xml(_))),
+                "{bad:?} gave {:?}",
+                parse_document(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_deep_nesting_and_element_floods() {
+        let deep = format!("{}{}", "<a>".repeat(50), "</a>".repeat(50));
+        assert!(matches!(parse_document(&deep), Err(Error::Xml(_))));
+        let flood = format!("<xml>{}</xml>", "<a/>".repeat(5000));
+        assert!(matches!(parse_document(&flood), Err(Error::Xml(_))));
+    }
+
+    #[test]
+    fn rejects_oversized_documents() {
+        let big = format!("<xml><C>{}</C></xml>", "a".repeat(10 * 1024 * 1024));
+        assert_eq!(
+            parse_document(&big),
+            Err(Error::BodyTooLarge {
+                len: big.len(),
+                limit: MAX_DOCUMENT_BYTES
+            })
+        );
+    }
+
+    #[test]
+    fn cdata_writer_splits_terminators() {
+        let mut out = String::new();
+        push_cdata(&mut out, "a]]>b]]>");
+        assert_eq!(out, "<![CDATA[a]]]]><![CDATA[>b]]]]><![CDATA[>]]>");
+        let doc = format!("<xml><C>{out}</C></xml>");
+        assert_eq!(
+            parse_document(&doc).expect("parse").child_text("C"),
+            Some("a]]>b]]>")
+        );
+    }
+}
