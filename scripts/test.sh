@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, integration, property and doc tests of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast --lib --bins --tests
+fi
+cargo test --workspace --doc
