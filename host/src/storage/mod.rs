@@ -1,0 +1,263 @@
+//! Plugin key-value data behind the [`KvStore`] trait: keys namespaced by tenant and plugin,
+//! optional TTLs, an embedded durable store ([`RedbKv`]) and an in-memory one ([`MemoryKv`]).
+//!
+//! Size caps and per-call quotas are the caller's job (the plugin host enforces them before a
+//! guest's request reaches a store); stores only keep data and expire it.
+
+mod memory;
+mod redb_store;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use memory::MemoryKv;
+pub use redb_store::RedbKv;
+
+/// Whose data a key belongs to: one plugin within one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Namespace {
+    tenant: String,
+    plugin: String,
+}
+
+impl Namespace {
+    /// The namespace of `plugin` in `tenant`. Neither may contain a NUL byte (config validation
+    /// guarantees it; the separator makes namespaces disjoint).
+    pub fn new(tenant: impl Into<String>, plugin: impl Into<String>) -> Self {
+        Namespace {
+            tenant: tenant.into(),
+            plugin: plugin.into(),
+        }
+    }
+
+    /// The tenant id.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The plugin name.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// The key as stored: `tenant NUL plugin NUL key`.
+    fn storage_key(&self, key: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.tenant.len() + self.plugin.len() + key.len() + 2);
+        out.extend_from_slice(self.tenant.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.plugin.as_bytes());
+        out.push(0);
+        out.extend_from_slice(key.as_bytes());
+        out
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `increment` found a value that is not a decimal i64.
+    #[error("value is not a decimal integer")]
+    NotANumber,
+    /// `increment` would overflow an i64.
+    #[error("counter would overflow")]
+    Overflow,
+    /// The backend failed (I/O, corruption).
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+/// Result alias of storage operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch; injectable so TTL tests need not sleep.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    })
+}
+
+/// A key-value store for plugin data. Implementations are shared by every tenant and plugin;
+/// the [`Namespace`] keeps them apart.
+pub trait KvStore: Send + Sync + 'static {
+    /// The value of `key`, unless absent or expired.
+    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `value`, expiring after `ttl` when given (replacing any earlier TTL).
+    fn set(&self, ns: &Namespace, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()>;
+    /// Removes `key`; returns whether it existed (and had not expired).
+    fn delete(&self, ns: &Namespace, key: &str) -> Result<bool>;
+    /// Adds `delta` to the decimal counter at `key` (absent counts as 0), keeping its TTL.
+    fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<()>;
+    /// Drops expired entries; returns how many.
+    fn purge_expired(&self) -> Result<usize>;
+}
+
+/// A stored value: expiry (ms since the epoch, 0 = never) and the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    expires_at_ms: u64,
+    value: Vec<u8>,
+}
+
+impl Entry {
+    fn new(value: &[u8], ttl: Option<Duration>, now_ms: u64) -> Self {
+        let expires_at_ms = ttl.map_or(0, |ttl| {
+            now_ms
+                .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                .max(1)
+        });
+        Entry {
+            expires_at_ms,
+            value: value.to_vec(),
+        }
+    }
+
+    fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms == 0 || self.expires_at_ms > now_ms
+    }
+
+    /// `expiry (u64 BE) ‖ value`.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.value.len());
+        out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
+        out.extend_from_slice(&self.value);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let (expiry, value) = bytes
+            .split_first_chunk::<8>()
+            .ok_or_else(|| Error::Backend("stored entry shorter than its header".into()))?;
+        Ok(Entry {
+            expires_at_ms: u64::from_be_bytes(*expiry),
+            value: value.to_vec(),
+        })
+    }
+
+    /// The counter after adding `delta`, as the new entry (same expiry).
+    fn incremented(current: Option<Entry>, delta: i64) -> Result<(i64, Entry)> {
+        let (expires_at_ms, old) = match current {
+            None => (0, 0),
+            Some(entry) => {
+                let text = std::str::from_utf8(&entry.value).map_err(|_| Error::NotANumber)?;
+                (
+                    entry.expires_at_ms,
+                    text.trim().parse::<i64>().map_err(|_| Error::NotANumber)?,
+                )
+            }
+        };
+        let new = old.checked_add(delta).ok_or(Error::Overflow)?;
+        Ok((
+            new,
+            Entry {
+                expires_at_ms,
+                value: new.to_string().into_bytes(),
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every [`KvStore`] must have, run against each implementation.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    /// A clock the test moves by hand.
+    pub fn manual_clock() -> (Clock, Arc<AtomicU64>) {
+        let now = Arc::new(AtomicU64::new(1_700_000_000_000));
+        let read = Arc::clone(&now);
+        (Arc::new(move || read.load(Ordering::SeqCst)), now)
+    }
+
+    pub fn run(store: &dyn KvStore, now: &AtomicU64) {
+        let a = Namespace::new("tenant-a", "game");
+        let b = Namespace::new("tenant-b", "game");
+        let other_plugin = Namespace::new("tenant-a", "other");
+
+        // get / set / isolation
+        assert_eq!(store.get(&a, "k"), Ok(None));
+        store.set(&a, "k", b"v1", None).expect("set");
+        assert_eq!(store.get(&a, "k"), Ok(Some(b"v1".to_vec())));
+        assert_eq!(store.get(&b, "k"), Ok(None), "tenants are isolated");
+        assert_eq!(
+            store.get(&other_plugin, "k"),
+            Ok(None),
+            "plugins are isolated"
+        );
+        store.set(&a, "", b"", None).expect("empty key and value");
+        assert_eq!(store.get(&a, ""), Ok(Some(Vec::new())));
+
+        // delete
+        assert_eq!(store.delete(&a, "k"), Ok(true));
+        assert_eq!(store.delete(&a, "k"), Ok(false));
+        assert_eq!(store.get(&a, "k"), Ok(None));
+
+        // TTL
+        store
+            .set(&a, "t", b"x", Some(Duration::from_secs(10)))
+            .expect("set ttl");
+        now.fetch_add(9_999, Ordering::SeqCst);
+        assert_eq!(store.get(&a, "t"), Ok(Some(b"x".to_vec())));
+        now.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(store.get(&a, "t"), Ok(None), "expired at its TTL");
+        assert_eq!(
+            store.delete(&a, "t"),
+            Ok(false),
+            "expired keys do not exist"
+        );
+        store
+            .set(&a, "t", b"y", Some(Duration::from_secs(1)))
+            .expect("set ttl");
+        store
+            .set(&a, "t", b"z", None)
+            .expect("set without ttl clears it");
+        now.fetch_add(5_000, Ordering::SeqCst);
+        assert_eq!(store.get(&a, "t"), Ok(Some(b"z".to_vec())));
+
+        // increment
+        assert_eq!(store.increment(&a, "n", 5), Ok(5));
+        assert_eq!(store.increment(&a, "n", -7), Ok(-2));
+        assert_eq!(store.get(&a, "n"), Ok(Some(b"-2".to_vec())));
+        store
+            .set(&a, "n", b"40", Some(Duration::from_secs(2)))
+            .expect("set");
+        assert_eq!(store.increment(&a, "n", 2), Ok(42));
+        now.fetch_add(2_000, Ordering::SeqCst);
+        assert_eq!(store.get(&a, "n"), Ok(None), "increment keeps the TTL");
+        assert_eq!(
+            store.increment(&a, "n", 1),
+            Ok(1),
+            "expired counter restarts at 0"
+        );
+        store.set(&a, "s", b"abc", None).expect("set");
+        assert_eq!(store.increment(&a, "s", 1), Err(Error::NotANumber));
+        store
+            .set(&a, "max", i64::MAX.to_string().as_bytes(), None)
+            .expect("set");
+        assert_eq!(store.increment(&a, "max", 1), Err(Error::Overflow));
+
+        // purge
+        store
+            .set(&b, "gone1", b"x", Some(Duration::from_secs(1)))
+            .expect("set");
+        store
+            .set(&b, "gone2", b"x", Some(Duration::from_secs(1)))
+            .expect("set");
+        store
+            .set(&b, "stays", b"x", Some(Duration::from_secs(100)))
+            .expect("set");
+        now.fetch_add(1_000, Ordering::SeqCst);
+        assert_eq!(store.purge_expired(), Ok(2));
+        assert_eq!(store.get(&b, "stays"), Ok(Some(b"x".to_vec())));
+        store.flush().expect("flush");
+    }
+}
