@@ -3,6 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// Paths of the example and misbehaving plugins, built for wasm32-wasip2 by `build.rs`.
+pub mod plugins {
+    include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+}
+
 use aes::Aes256;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -1,0 +1,273 @@
+//! The state of one plugin call (its `Store` data) and the host side of the WIT imports:
+//! `log`, `config` and `kv`, each enforcing the call's caps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::wxhost::plugin::{config, kv, log, types};
+use super::capture::Capture;
+use super::limits::Limits;
+use crate::storage::{self, KvStore, Namespace};
+
+/// What a call of a plugin for one tenant may see: its settings and its kv namespace.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The tenant id (also in the message envelope).
+    pub tenant: String,
+    /// The plugin's settings for this tenant.
+    pub settings: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// The settings as one JSON object, serialised once.
+    pub settings_json: Arc<str>,
+    /// Where the plugin's kv data lives.
+    pub kv: Arc<dyn KvStore>,
+    /// This call's limits.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("tenant", &self.tenant)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallContext {
+    /// A context with `settings` (a JSON object) over `kv`.
+    pub fn new(
+        tenant: impl Into<String>,
+        settings: serde_json::Map<String, serde_json::Value>,
+        kv: Arc<dyn KvStore>,
+        limits: Limits,
+    ) -> Self {
+        let settings_json = serde_json::Value::Object(settings.clone()).to_string();
+        CallContext {
+            tenant: tenant.into(),
+            settings: Arc::new(settings),
+            settings_json: settings_json.into(),
+            kv,
+            limits,
+        }
+    }
+}
+
+/// Records refused growth so a memory limit is reported as such, not as a generic trap.
+#[derive(Debug)]
+pub struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    /// Set when the guest asked for more memory or table than allowed.
+    pub refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.table_elements;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+/// The data of one call's `Store`.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Memory and table caps.
+    pub limiter: Limiter,
+    plugin: Arc<str>,
+    ctx: CallContext,
+    namespace: Namespace,
+    log_lines: u32,
+    /// Log lines dropped past the cap.
+    pub dropped_log_lines: u32,
+    kv_writes: u32,
+    /// The guest's stdout.
+    pub stdout: Capture,
+    /// The guest's stderr (where Rust panics print).
+    pub stderr: Capture,
+}
+
+impl CallState {
+    /// Fresh state for calling `plugin` in `ctx`: WASI with nothing granted (no files, no
+    /// environment, no sockets), output captured.
+    pub fn new(plugin: Arc<str>, ctx: CallContext) -> Self {
+        let limits = ctx.limits;
+        let stdout = Capture::new(limits.output_bytes as usize);
+        let stderr = Capture::new(limits.output_bytes as usize);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .max_random_size(64 * 1024)
+            .build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                table_elements: limits.table_elements as usize,
+                refused: false,
+            },
+            namespace: Namespace::new(ctx.tenant.clone(), plugin.to_string()),
+            plugin,
+            ctx,
+            log_lines: 0,
+            dropped_log_lines: 0,
+            kv_writes: 0,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The call's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.ctx.limits
+    }
+
+    fn count_write(&mut self) -> Result<(), kv::Error> {
+        if self.kv_writes >= self.ctx.limits.kv_writes {
+            return Err(kv::Error::QuotaExceeded(format!(
+                "at most {} kv writes per call",
+                self.ctx.limits.kv_writes
+            )));
+        }
+        self.kv_writes += 1;
+        Ok(())
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), kv::Error> {
+        let max = self.ctx.limits.kv_key_bytes;
+        if key.len() > max as usize {
+            return Err(kv::Error::KeyTooLong(max));
+        }
+        Ok(())
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for CallState {}
+
+impl log::Host for CallState {
+    fn log(&mut self, level: log::Level, message: String) {
+        if self.log_lines >= self.ctx.limits.log_lines {
+            self.dropped_log_lines += 1;
+            return;
+        }
+        self.log_lines += 1;
+        let message = truncate(&message, self.ctx.limits.log_line_bytes as usize);
+        let (tenant, plugin) = (&self.ctx.tenant, &*self.plugin);
+        match level {
+            log::Level::Trace => tracing::trace!(tenant, plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(tenant, plugin, "{message}"),
+            log::Level::Info => tracing::info!(tenant, plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(tenant, plugin, "{message}"),
+            log::Level::Error => tracing::error!(tenant, plugin, "{message}"),
+        }
+    }
+}
+
+impl config::Host for CallState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.ctx.settings.get(&key).map(|v| v.to_string())
+    }
+
+    fn get_all(&mut self) -> String {
+        self.ctx.settings_json.to_string()
+    }
+}
+
+fn kv_error(e: storage::Error) -> kv::Error {
+    match e {
+        storage::Error::NotANumber => kv::Error::NotANumber,
+        storage::Error::Overflow => kv::Error::Overflow,
+        storage::Error::Backend(reason) => kv::Error::Unavailable(reason),
+    }
+}
+
+impl kv::Host for CallState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::Error> {
+        self.check_key(&key)?;
+        self.ctx.kv.get(&self.namespace, &key).map_err(kv_error)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>, ttl_secs: Option<u32>) -> Result<(), kv::Error> {
+        self.check_key(&key)?;
+        let max = self.ctx.limits.kv_value_bytes;
+        if value.len() > max as usize {
+            return Err(kv::Error::ValueTooLarge(max));
+        }
+        self.count_write()?;
+        let ttl = ttl_secs.map(|s| Duration::from_secs(u64::from(s)));
+        self.ctx
+            .kv
+            .set(&self.namespace, &key, &value, ttl)
+            .map_err(kv_error)
+    }
+
+    fn delete(&mut self, key: String) -> Result<bool, kv::Error> {
+        self.check_key(&key)?;
+        self.count_write()?;
+        self.ctx.kv.delete(&self.namespace, &key).map_err(kv_error)
+    }
+
+    fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::Error> {
+        self.check_key(&key)?;
+        self.count_write()?;
+        self.ctx
+            .kv
+            .increment(&self.namespace, &key, delta)
+            .map_err(kv_error)
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary, marked when cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

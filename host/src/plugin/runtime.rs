@@ -1,0 +1,344 @@
+//! The plugin runtime: one Engine (pooling allocator, fuel, epoch ticker), components compiled
+//! once, one `InstancePre` per plugin, and a fresh Store per call under fuel, deadline and
+//! memory caps, behind a semaphore sized to the pool.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::bindings::{Plugin as PluginBindings, PluginPre};
+use super::cache::{CompileCache, Origin, wasm_hash};
+use super::convert;
+use super::error::Error;
+use super::host::{CallContext, CallState, truncate};
+use super::limits::RuntimeLimits;
+use crate::wechat;
+
+/// What a plugin answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answer with this (validated) reply and stop the chain.
+    Reply(wechat::Reply),
+    /// Stop the chain without a passive reply.
+    Handled,
+    /// Let the next plugin try.
+    Pass,
+}
+
+/// The result of one call, with what it cost.
+#[derive(Debug)]
+pub struct CallReport {
+    /// The outcome, or why there is none.
+    pub result: Result<Outcome, Error>,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Wall-clock time of the call, including waiting for a pool slot.
+    pub elapsed: Duration,
+}
+
+/// A loaded plugin: its name, the hash of its wasm, and the pre-linked component.
+pub struct Plugin {
+    name: Arc<str>,
+    hash: String,
+    origin: Origin,
+    pre: PluginPre<CallState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The plugin's name (the file stem of its `.wasm`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The hex SHA-256 of its wasm.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Whether it was compiled now or loaded from the compile cache.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+}
+
+/// The shared engine, linker, compile cache and call slots.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: CompileCache,
+    slots: Arc<Semaphore>,
+    limits: RuntimeLimits,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Grace on top of a call's deadline for the outer timeout, which only matters when a guest is
+/// blocked in a host call (epochs cannot interrupt it there).
+const OUTER_TIMEOUT_GRACE: Duration = Duration::from_millis(50);
+/// Bytes of a guest's error message or stderr kept in an error.
+const MESSAGE_BYTES: usize = 1024;
+
+impl Runtime {
+    /// A runtime sized by `limits`, caching compiled plugins in `cache_dir` when given.
+    /// Starts the epoch ticker thread (it stops when the runtime is dropped).
+    pub fn new(limits: RuntimeLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let slots = limits.max_concurrent_calls.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(8))
+            .total_memories(slots.saturating_mul(2))
+            .total_tables(slots.saturating_mul(8))
+            .total_stacks(slots)
+            .max_memory_size(usize::try_from(limits.max_memory_bytes)?)
+            .max_memories_per_component(2)
+            .linear_memory_keep_resident(2 * 1024 * 1024)
+            .table_keep_resident(64 * 1024);
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        PluginBindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)?;
+
+        start_epoch_ticker(&engine, Duration::from_millis(limits.epoch_tick_ms.max(1)))?;
+        Ok(Runtime {
+            cache: CompileCache::new(cache_dir, &engine),
+            engine,
+            linker,
+            slots: Arc::new(Semaphore::new(slots as usize)),
+            limits,
+        })
+    }
+
+    /// The runtime's sizes.
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.limits
+    }
+
+    /// Compiles (or loads from the cache) and pre-links `wasm` as plugin `name`. CPU-heavy on a
+    /// cache miss: call it from a blocking thread.
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Plugin, Error> {
+        let load_error = |e: wasmtime::Error| Error::Load {
+            plugin: name.to_owned(),
+            reason: format!("{e:#}"),
+        };
+        let hash = wasm_hash(wasm);
+        let (component, origin) = self
+            .cache
+            .load(&self.engine, wasm, &hash)
+            .map_err(load_error)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(load_error)?;
+        let pre = PluginPre::new(instance_pre).map_err(load_error)?;
+        Ok(Plugin {
+            name: name.into(),
+            hash,
+            origin,
+            pre,
+        })
+    }
+
+    /// Calls `plugin`'s `handle` on `msg` in a fresh instance, within `ctx.limits`.
+    pub async fn call(
+        &self,
+        plugin: &Plugin,
+        ctx: &CallContext,
+        msg: &wechat::Message,
+    ) -> CallReport {
+        let started = Instant::now();
+        let limits = ctx.limits;
+        let name = plugin.name.to_string();
+        let Ok(_slot) = self.slots.acquire().await else {
+            return CallReport {
+                result: Err(Error::Host {
+                    plugin: name,
+                    reason: "runtime is shutting down".into(),
+                }),
+                fuel_used: 0,
+                elapsed: started.elapsed(),
+            };
+        };
+        let deadline = started + limits.deadline();
+        let mut store = Store::new(
+            &self.engine,
+            CallState::new(plugin.name.clone(), ctx.clone()),
+        );
+        store.limiter(|state| &mut state.limiter);
+        if let Err(e) = store.set_fuel(limits.fuel) {
+            return CallReport {
+                result: Err(Error::Host {
+                    plugin: name,
+                    reason: format!("{e:#}"),
+                }),
+                fuel_used: 0,
+                elapsed: started.elapsed(),
+            };
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Yield to the scheduler each tick so a spinning guest never starves other tasks.
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
+
+        let input = convert::message(&ctx.tenant, msg);
+        let run = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_handle(&mut store, &input).await
+        };
+        let outer = tokio::time::timeout(limits.deadline() + OUTER_TIMEOUT_GRACE, run).await;
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let state = store.into_data();
+        let stderr = log_output(&name, &ctx.tenant, &state);
+
+        let result = match outer {
+            Err(_) => Err(Error::Timeout {
+                plugin: name,
+                deadline_ms: limits.deadline_ms,
+            }),
+            Ok(Err(e)) => Err(classify(e, name, &state, &stderr)),
+            Ok(Ok(Err(message))) => Err(Error::Guest {
+                plugin: name,
+                message: truncate(&message, MESSAGE_BYTES),
+            }),
+            Ok(Ok(Ok(outcome))) => outcome_of(outcome, name),
+        };
+        CallReport {
+            result,
+            fuel_used,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+fn outcome_of(
+    outcome: super::bindings::wxhost::plugin::types::Outcome,
+    plugin: String,
+) -> Result<Outcome, Error> {
+    use super::bindings::wxhost::plugin::types::Outcome as Wit;
+    match outcome {
+        Wit::Reply(reply) => {
+            let reply = convert::reply(reply);
+            match reply.validate() {
+                Ok(()) => Ok(Outcome::Reply(reply)),
+                Err(source) => Err(Error::InvalidReply { plugin, source }),
+            }
+        }
+        Wit::Handled => Ok(Outcome::Handled),
+        Wit::Pass => Ok(Outcome::Pass),
+    }
+}
+
+/// Maps a wasmtime error to the plugin error kinds.
+fn classify(e: wasmtime::Error, plugin: String, state: &CallState, stderr: &str) -> Error {
+    let limits = state.limits();
+    if state.limiter.refused {
+        return Error::MemoryLimit {
+            plugin,
+            limit_bytes: limits.memory_bytes,
+        };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Error::Timeout {
+            plugin,
+            deadline_ms: limits.deadline_ms,
+        },
+        Some(Trap::OutOfFuel) => Error::OutOfFuel {
+            plugin,
+            fuel: limits.fuel,
+        },
+        Some(trap) => {
+            let panic = stderr.trim();
+            let message = if panic.is_empty() {
+                trap.to_string()
+            } else {
+                format!("{trap}; stderr: {}", truncate(panic, MESSAGE_BYTES))
+            };
+            Error::Trap { plugin, message }
+        }
+        None if e.is::<wasmtime::PoolConcurrencyLimitError>() => Error::Host {
+            plugin,
+            reason: "instance pool exhausted".into(),
+        },
+        None => Error::Trap {
+            plugin,
+            message: truncate(&format!("{e:#}"), MESSAGE_BYTES),
+        },
+    }
+}
+
+/// Logs what the guest printed, tagged with the plugin and tenant; returns stderr for errors.
+fn log_output(plugin: &str, tenant: &str, state: &CallState) -> String {
+    let (stdout, dropped_out) = state.stdout.take();
+    let (stderr, dropped_err) = state.stderr.take();
+    for line in stdout.lines() {
+        tracing::info!(plugin, tenant, stream = "stdout", "{line}");
+    }
+    for line in stderr.lines() {
+        tracing::warn!(plugin, tenant, stream = "stderr", "{line}");
+    }
+    if dropped_out + dropped_err > 0 || state.dropped_log_lines > 0 {
+        tracing::warn!(
+            plugin,
+            tenant,
+            dropped_stdout_bytes = dropped_out,
+            dropped_stderr_bytes = dropped_err,
+            dropped_log_lines = state.dropped_log_lines,
+            "plugin output over its caps was dropped"
+        );
+    }
+    stderr
+}
+
+/// Advances the engine's epoch every `tick` on a thread that ends with the engine.
+fn start_epoch_ticker(engine: &Engine, tick: Duration) -> anyhow::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wxhost-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! The wit-bindgen bindings of the `plugin` world (wasm builds only), the conversions between
+//! them and the SDK's types, and the wasm side of the capabilities.
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "plugin",
+    pub_export_macro: true,
+    default_bindings_module: "::wxhost_sdk::bindings",
+    export_macro_name: "__export_plugin",
+});
+
+use self::wxhost::plugin::types as wit;
+use crate::message::{Content, Envelope, Event, Field, SubscribeMsgItem, SubscribeMsgSentItem};
+use crate::reply::{Article, Outcome as SdkOutcome, Reply};
+
+/// Runs plugin `P` on a message from the host (called by the code [`crate::export!`] generates).
+pub fn handle<P: crate::Plugin>(msg: Message) -> Result<Outcome, String> {
+    P::handle(&message(msg))
+        .map(outcome)
+        .map_err(|e| e.to_string())
+}
+
+/// The wasm side of the capabilities (see `runtime`).
+pub(crate) mod imports {
+    use super::wxhost::plugin::{config, kv as wkv, log as wlog};
+    use crate::kv;
+    use crate::log::Level;
+
+    pub fn log(level: Level, message: &str) {
+        let level = match level {
+            Level::Trace => wlog::Level::Trace,
+            Level::Debug => wlog::Level::Debug,
+            Level::Info => wlog::Level::Info,
+            Level::Warn => wlog::Level::Warn,
+            Level::Error => wlog::Level::Error,
+        };
+        wlog::log(level, message);
+    }
+
+    pub fn config_get(key: &str) -> Option<String> {
+        config::get(key)
+    }
+
+    pub fn config_all() -> String {
+        config::get_all()
+    }
+
+    fn error(e: wkv::Error) -> kv::Error {
+        match e {
+            wkv::Error::KeyTooLong(n) => kv::Error::KeyTooLong(n),
+            wkv::Error::ValueTooLarge(n) => kv::Error::ValueTooLarge(n),
+            wkv::Error::QuotaExceeded(why) => kv::Error::QuotaExceeded(why),
+            wkv::Error::NotANumber => kv::Error::NotANumber,
+            wkv::Error::Overflow => kv::Error::Overflow,
+            wkv::Error::Unavailable(why) => kv::Error::Unavailable(why),
+        }
+    }
+
+    pub fn kv_get(key: &str) -> Result<Option<Vec<u8>>, kv::Error> {
+        wkv::get(key).map_err(error)
+    }
+
+    pub fn kv_set(key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), kv::Error> {
+        wkv::set(key, value, ttl).map_err(error)
+    }
+
+    pub fn kv_delete(key: &str) -> Result<bool, kv::Error> {
+        wkv::delete(key).map_err(error)
+    }
+
+    pub fn kv_increment(key: &str, delta: i64) -> Result<i64, kv::Error> {
+        wkv::increment(key, delta).map_err(error)
+    }
+}
+
+fn message(m: Message) -> crate::Message {
+    crate::Message {
+        envelope: Envelope {
+            tenant: m.envelope.tenant,
+            to_user: m.envelope.to_user,
+            from_user: m.envelope.from_user,
+            create_time: m.envelope.create_time,
+            msg_id: m.envelope.msg_id,
+        },
+        content: content(m.content),
+        fields: m
+            .fields
+            .into_iter()
+            .map(|f| Field {
+                path: f.path,
+                value: f.value,
+            })
+            .collect(),
+    }
+}
+
+fn content(c: wit::Content) -> Content {
+    match c {
+        wit::Content::Text(t) => Content::Text {
+            content: t.content,
+            biz_msg_menu_id: t.biz_msg_menu_id,
+        },
+        wit::Content::Image(i) => Content::Image {
+            pic_url: i.pic_url,
+            media_id: i.media_id,
+        },
+        wit::Content::Voice(v) => Content::Voice {
+            media_id: v.media_id,
+            format: v.format,
+            recognition: v.recognition,
+        },
+        wit::Content::Video(v) => Content::Video {
+            media_id: v.media_id,
+            thumb_media_id: v.thumb_media_id,
+        },
+        wit::Content::ShortVideo(v) => Content::ShortVideo {
+            media_id: v.media_id,
+            thumb_media_id: v.thumb_media_id,
+        },
+        wit::Content::Location(l) => Content::Location {
+            latitude: l.latitude,
+            longitude: l.longitude,
+            scale: l.scale,
+            label: l.label,
+        },
+        wit::Content::Link(l) => Content::Link {
+            title: l.title,
+            description: l.description,
+            url: l.url,
+        },
+        wit::Content::File(f) => Content::File {
+            title: f.title,
+            description: f.description,
+            file_key: f.file_key,
+            file_md5: f.file_md5,
+            file_total_len: f.file_total_len,
+        },
+        wit::Content::MiniProgramPage(p) => Content::MiniProgramPage {
+            title: p.title,
+            app_id: p.app_id,
+            page_path: p.page_path,
+            thumb_url: p.thumb_url,
+            thumb_media_id: p.thumb_media_id,
+        },
+        wit::Content::Event(e) => Content::Event(event(e)),
+        wit::Content::Other(msg_type) => Content::Other { msg_type },
+    }
+}
+
+fn items(items: Vec<wit::SubscribeMsgItem>) -> Vec<SubscribeMsgItem> {
+    items
+        .into_iter()
+        .map(|i| SubscribeMsgItem {
+            template_id: i.template_id,
+            status: i.status,
+            popup_scene: i.popup_scene,
+        })
+        .collect()
+}
+
+fn event(e: wit::Event) -> Event {
+    match e {
+        wit::Event::Subscribe(s) => Event::Subscribe {
+            scene: s.scene,
+            ticket: s.ticket,
+        },
+        wit::Event::Unsubscribe => Event::Unsubscribe,
+        wit::Event::Scan(s) => Event::Scan {
+            scene: s.scene,
+            ticket: s.ticket,
+        },
+        wit::Event::Location(l) => Event::Location {
+            latitude: l.latitude,
+            longitude: l.longitude,
+            precision: l.precision,
+        },
+        wit::Event::Click(key) => Event::Click { key },
+        wit::Event::View(v) => Event::View {
+            url: v.url,
+            menu_id: v.menu_id,
+        },
+        wit::Event::ScanCode(s) => Event::ScanCode {
+            waits_for_reply: s.waits_for_reply,
+            key: s.key,
+            scan_type: s.scan_type,
+            scan_result: s.scan_result,
+        },
+        wit::Event::Pictures(p) => Event::Pictures {
+            source: p.source,
+            key: p.key,
+            count: p.count,
+            md5s: p.md5s,
+        },
+        wit::Event::LocationSelect(l) => Event::LocationSelect {
+            key: l.key,
+            latitude: l.latitude,
+            longitude: l.longitude,
+            scale: l.scale,
+            label: l.label,
+            poi_name: l.poi_name,
+        },
+        wit::Event::ViewMiniProgram(v) => Event::ViewMiniProgram {
+            page_path: v.page_path,
+            menu_id: v.menu_id,
+        },
+        wit::Event::TemplateSendJobFinish(t) => Event::TemplateSendJobFinish {
+            msg_id: t.msg_id,
+            status: t.status,
+        },
+        wit::Event::MassSendJobFinish(m) => Event::MassSendJobFinish {
+            msg_id: m.msg_id,
+            status: m.status,
+            total_count: m.total_count,
+            filter_count: m.filter_count,
+            sent_count: m.sent_count,
+            error_count: m.error_count,
+        },
+        wit::Event::SubscribeMsgPopup(list) => Event::SubscribeMsgPopup { items: items(list) },
+        wit::Event::SubscribeMsgChange(list) => Event::SubscribeMsgChange { items: items(list) },
+        wit::Event::SubscribeMsgSent(list) => Event::SubscribeMsgSent {
+            items: list
+                .into_iter()
+                .map(|i| SubscribeMsgSentItem {
+                    template_id: i.template_id,
+                    msg_id: i.msg_id,
+                    error_code: i.error_code,
+                    error_status: i.error_status,
+                })
+                .collect(),
+        },
+        wit::Event::Other(o) => Event::Other {
+            name: o.name,
+            key: o.key,
+        },
+    }
+}
+
+fn outcome(o: SdkOutcome) -> Outcome {
+    match o {
+        SdkOutcome::Reply(reply) => Outcome::Reply(match reply {
+            Reply::Text(text) => wit::Reply::Text(text),
+            Reply::Image { media_id } => wit::Reply::Image(media_id),
+            Reply::Voice { media_id } => wit::Reply::Voice(media_id),
+            Reply::Video {
+                media_id,
+                title,
+                description,
+            } => wit::Reply::Video(wit::VideoReply {
+                media_id,
+                title,
+                description,
+            }),
+            Reply::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            } => wit::Reply::Music(wit::MusicReply {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            }),
+            Reply::News(articles) => wit::Reply::News(
+                articles
+                    .into_iter()
+                    .map(|a: Article| wit::Article {
+                        title: a.title,
+                        description: a.description,
+                        pic_url: a.pic_url,
+                        url: a.url,
+                    })
+                    .collect(),
+            ),
+            Reply::TransferCustomerService { kf_account } => {
+                wit::Reply::TransferCustomerService(kf_account)
+            }
+        }),
+        SdkOutcome::Handled => Outcome::Handled,
+        SdkOutcome::Pass => Outcome::Pass,
+    }
+}

@@ -1,0 +1,104 @@
+//! Write [wxhost](https://github.com/wxhost/wxhost) plugins: WeChat Official Account bot logic
+//! that runs sandboxed in WebAssembly.
+//!
+//! A plugin is a type implementing [`Plugin`], exported with [`export!`], built with
+//! `cargo build --release --target wasm32-wasip2`. Drop the `.wasm` into the host's plugins
+//! folder; it is loaded (and reloaded on change) without a restart. `wxhost new-plugin NAME`
+//! creates a crate that builds out of the box.
+//!
+//! Each message is handled in a fresh instance under a fuel budget, a deadline and a memory
+//! cap, so keep state in [`kv`], not in statics. The plugin reads its per-tenant settings with
+//! [`config`] and writes log lines with [`log`].
+//!
+//! # Example
+//!
+//! ```
+//! use wxhost_sdk::{Message, Outcome, Plugin, Reply};
+//!
+//! /// Counts the messages of each user and answers with the count.
+//! struct Counter;
+//!
+//! impl Plugin for Counter {
+//!     fn handle(msg: &Message) -> wxhost_sdk::Result<Outcome> {
+//!         let Some(text) = msg.text() else {
+//!             return Ok(Outcome::Pass); // not a text message: let the next plugin try
+//!         };
+//!         let greeting: String = wxhost_sdk::config::get("greeting")?.unwrap_or_else(|| "hi".into());
+//!         let seen = wxhost_sdk::kv::increment(&format!("seen:{}", msg.from_user()), 1)?;
+//!         wxhost_sdk::log::info(&format!("message {seen} from this user"));
+//!         Ok(Reply::text(format!("{greeting}! #{seen}: {text}")).into())
+//!     }
+//! }
+//!
+//! wxhost_sdk::export!(Counter);
+//!
+//! // Natively, the same code runs against a test host with fake kv and config:
+//! let host = wxhost_sdk::testing::TestHost::new().setting("greeting", "你好");
+//! let _guard = host.install();
+//! let msg = wxhost_sdk::testing::text_message("o_user", "ping");
+//! assert_eq!(Counter::handle(&msg).unwrap(), Reply::text("你好! #1: ping").into());
+//! assert_eq!(Counter::handle(&msg).unwrap(), Reply::text("你好! #2: ping").into());
+//! assert_eq!(host.kv_get("seen:o_user"), Some(b"2".to_vec()));
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+mod error;
+pub mod kv;
+pub mod log;
+mod message;
+mod reply;
+mod runtime;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod bindings;
+
+pub use error::{Error, Result};
+pub use message::{
+    Content, Envelope, Event, Field, Message, SubscribeMsgItem, SubscribeMsgSentItem,
+};
+pub use reply::{Article, Outcome, Reply};
+
+/// A plugin: handles one message and says what to do with it.
+pub trait Plugin {
+    /// Handles `msg`: answer with a reply ([`Outcome::Reply`]), stop the chain without one
+    /// ([`Outcome::Handled`]), or let the next plugin try ([`Outcome::Pass`]). An error is
+    /// logged by the host, which goes on with the next plugin.
+    fn handle(msg: &Message) -> Result<Outcome>;
+}
+
+/// Exports a [`Plugin`] type as the component's `handle` function.
+///
+/// ```
+/// struct Echo;
+/// impl wxhost_sdk::Plugin for Echo {
+///     fn handle(msg: &wxhost_sdk::Message) -> wxhost_sdk::Result<wxhost_sdk::Outcome> {
+///         Ok(match msg.text() {
+///             Some(text) => wxhost_sdk::Reply::text(format!("echo: {text}")).into(),
+///             None => wxhost_sdk::Outcome::Pass,
+///         })
+///     }
+/// }
+/// wxhost_sdk::export!(Echo);
+/// ```
+#[macro_export]
+macro_rules! export {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __WxhostExport;
+            impl $crate::bindings::Guest for __WxhostExport {
+                fn handle(
+                    msg: $crate::bindings::Message,
+                ) -> ::core::result::Result<$crate::bindings::Outcome, ::std::string::String>
+                {
+                    $crate::bindings::handle::<$plugin>(msg)
+                }
+            }
+    $crate::bindings::__export_plugin!(__WxhostExport with_types_in $crate::bindings);
+        };
+    };
+}

@@ -1,0 +1,222 @@
+//! Unit-test plugins natively (no wasm): a [`TestHost`] with fake kv, settings and a log
+//! recorder, and builders for messages.
+//!
+//! ```
+//! use wxhost_sdk::testing::{TestHost, text_message};
+//!
+//! let host = TestHost::new().setting("prefix", ">> ");
+//! let _guard = host.install(); // capability calls on this thread go to `host`
+//! wxhost_sdk::kv::set("k", "v", None).unwrap();
+//! assert_eq!(host.kv_get("k"), Some(b"v".to_vec()));
+//! assert_eq!(text_message("o_user", "hi").text(), Some("hi"));
+//! ```
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde::Serialize;
+
+use crate::kv;
+use crate::log::Level;
+use crate::message::{Content, Envelope, Event, Message};
+
+/// Limits the fake kv enforces, the same defaults as the host's.
+const KEY_BYTES: usize = 256;
+const VALUE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+struct State {
+    settings: serde_json::Map<String, serde_json::Value>,
+    kv: HashMap<String, (Vec<u8>, Option<u32>)>,
+    logs: Vec<(Level, String)>,
+}
+
+/// A fake host: settings, an in-memory kv (TTLs recorded, not expired) and recorded logs.
+/// Clones share the same state.
+#[derive(Debug, Clone, Default)]
+pub struct TestHost {
+    state: Rc<RefCell<State>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<TestHost>> = const { RefCell::new(None) };
+}
+
+/// Uninstalls the test host when dropped.
+#[derive(Debug)]
+#[must_use = "the test host is uninstalled when the guard is dropped"]
+pub struct Installed(());
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
+impl TestHost {
+    /// A host with no settings, an empty kv and no logs.
+    pub fn new() -> Self {
+        TestHost::default()
+    }
+
+    /// With setting `key` = `value` (any serialisable value).
+    ///
+    /// # Panics
+    /// If `value` cannot be represented as JSON.
+    pub fn setting(self, key: &str, value: impl Serialize) -> Self {
+        #[allow(
+            clippy::expect_used,
+            reason = "a test helper: a bad fixture should fail loudly"
+        )]
+        let value = serde_json::to_value(value).expect("setting serialises to JSON");
+        self.state
+            .borrow_mut()
+            .settings
+            .insert(key.to_owned(), value);
+        self
+    }
+
+    /// Routes this thread's capability calls to this host until the guard is dropped.
+    pub fn install(&self) -> Installed {
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
+        Installed(())
+    }
+
+    /// The bytes stored at `key`.
+    pub fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.state.borrow().kv.get(key).map(|(v, _)| v.clone())
+    }
+
+    /// The TTL `key` was stored with, in seconds.
+    pub fn kv_ttl(&self, key: &str) -> Option<u32> {
+        self.state.borrow().kv.get(key).and_then(|(_, ttl)| *ttl)
+    }
+
+    /// Stores `value` at `key` directly (to set up a test).
+    pub fn kv_put(&self, key: &str, value: impl AsRef<[u8]>) {
+        self.state
+            .borrow_mut()
+            .kv
+            .insert(key.to_owned(), (value.as_ref().to_vec(), None));
+    }
+
+    /// The log lines written so far.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        self.state.borrow().logs.clone()
+    }
+}
+
+/// A message from `from_user` with `content` (tenant `test`, account `gh_test`, time
+/// 1700000000, message id 1 unless it is an event).
+pub fn message(from_user: &str, content: Content) -> Message {
+    let msg_id = (!matches!(content, Content::Event(_))).then_some(1);
+    Message {
+        envelope: Envelope {
+            tenant: "test".into(),
+            to_user: "gh_test".into(),
+            from_user: from_user.into(),
+            create_time: 1_700_000_000,
+            msg_id,
+        },
+        content,
+        fields: Vec::new(),
+    }
+}
+
+/// A text message from `from_user`.
+pub fn text_message(from_user: &str, text: &str) -> Message {
+    message(
+        from_user,
+        Content::Text {
+            content: text.into(),
+            biz_msg_menu_id: None,
+        },
+    )
+}
+
+/// An event from `from_user`.
+pub fn event_message(from_user: &str, event: Event) -> Message {
+    message(from_user, Content::Event(event))
+}
+
+/// The native side of the capabilities (see `runtime`).
+pub(crate) mod host {
+    use super::*;
+
+    fn with<T>(f: impl FnOnce(&mut State) -> T) -> Option<T> {
+        CURRENT.with(|c| c.borrow().as_ref().map(|h| f(&mut h.state.borrow_mut())))
+    }
+
+    fn no_host() -> kv::Error {
+        kv::Error::Unavailable("no TestHost installed on this thread".into())
+    }
+
+    fn check(key: &str, value: Option<&[u8]>) -> Result<(), kv::Error> {
+        if key.len() > KEY_BYTES {
+            return Err(kv::Error::KeyTooLong(KEY_BYTES as u32));
+        }
+        if value.is_some_and(|v| v.len() > VALUE_BYTES) {
+            return Err(kv::Error::ValueTooLarge(VALUE_BYTES as u32));
+        }
+        Ok(())
+    }
+
+    pub fn log(level: Level, message: &str) {
+        if with(|s| s.logs.push((level, message.to_owned()))).is_none() {
+            #[allow(clippy::print_stderr, reason = "no test host: show the line anyway")]
+            {
+                eprintln!("[{level:?}] {message}");
+            }
+        }
+    }
+
+    pub fn config_get(key: &str) -> Option<String> {
+        with(|s| s.settings.get(key).map(|v| v.to_string())).flatten()
+    }
+
+    pub fn config_all() -> String {
+        with(|s| serde_json::Value::Object(s.settings.clone()).to_string())
+            .unwrap_or_else(|| "{}".into())
+    }
+
+    pub fn kv_get(key: &str) -> Result<Option<Vec<u8>>, kv::Error> {
+        check(key, None)?;
+        with(|s| s.kv.get(key).map(|(v, _)| v.clone())).ok_or_else(no_host)
+    }
+
+    pub fn kv_set(key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), kv::Error> {
+        check(key, Some(value))?;
+        with(|s| {
+            s.kv.insert(key.to_owned(), (value.to_vec(), ttl));
+        })
+        .ok_or_else(no_host)
+    }
+
+    pub fn kv_delete(key: &str) -> Result<bool, kv::Error> {
+        check(key, None)?;
+        with(|s| s.kv.remove(key).is_some()).ok_or_else(no_host)
+    }
+
+    pub fn kv_increment(key: &str, delta: i64) -> Result<i64, kv::Error> {
+        check(key, None)?;
+        with(|s| {
+            let (old, ttl) = match s.kv.get(key) {
+                None => (0, None),
+                Some((bytes, ttl)) => {
+                    let text = std::str::from_utf8(bytes).map_err(|_| kv::Error::NotANumber)?;
+                    (
+                        text.trim()
+                            .parse::<i64>()
+                            .map_err(|_| kv::Error::NotANumber)?,
+                        *ttl,
+                    )
+                }
+            };
+            let new = old.checked_add(delta).ok_or(kv::Error::Overflow)?;
+            s.kv.insert(key.to_owned(), (new.to_string().into_bytes(), ttl));
+            Ok(new)
+        })
+        .ok_or_else(no_host)?
+    }
+}

@@ -1,0 +1,226 @@
+//! The misbehaving plugins, each stopped by its limit with a distinct error naming it, while
+//! other plugins keep answering.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use wxhost::plugin::{Error, Limits, RuntimeLimits};
+use wxhost::storage::MemoryKv;
+use wxhost::wechat;
+use wxhost_tests::plugins;
+
+use super::{context, default_context, load, reply_text, runtime, runtime_with, text};
+
+fn limits(f: impl FnOnce(&mut Limits)) -> Limits {
+    let mut l = Limits::default();
+    f(&mut l);
+    l
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_is_stopped_at_its_deadline_while_others_answer() {
+    // Precise stop latency is measured by the `deadline` benchmark; this checks behaviour.
+    let rt = Arc::new(runtime());
+    let spin = Arc::new(load(&rt, "infinite-loop", plugins::INFINITE_LOOP));
+    let echo = load(&rt, "echo", plugins::ECHO);
+    let ctx = context(
+        "demo",
+        json!({}),
+        Arc::new(MemoryKv::default()),
+        limits(|l| {
+            l.deadline_ms = 2_000;
+            l.fuel = u64::MAX / 2;
+        }),
+    );
+    let spinning = {
+        let (rt, spin, ctx) = (Arc::clone(&rt), Arc::clone(&spin), ctx.clone());
+        tokio::spawn(async move { rt.call(&spin, &ctx, &text("o", "spin")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // While it spins, echo keeps answering: every call returns before the spinner is stopped.
+    for i in 0..10 {
+        let report = rt
+            .call(&echo, &default_context(), &text("o", &i.to_string()))
+            .await;
+        assert_eq!(reply_text(report.result), format!("echo: {i}"));
+    }
+    assert!(
+        !spinning.is_finished(),
+        "echo waited for the spinning plugin"
+    );
+    let report = spinning.await.expect("task");
+    match report.result {
+        Err(Error::Timeout {
+            plugin,
+            deadline_ms: 2_000,
+        }) => assert_eq!(plugin, "infinite-loop"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(report.elapsed >= Duration::from_millis(2_000));
+    assert!(
+        report.elapsed < Duration::from_secs(4),
+        "stopped late: {:?}",
+        report.elapsed
+    );
+}
+
+#[tokio::test]
+async fn infinite_loop_with_a_fuel_budget_stops_deterministically() {
+    let rt = runtime();
+    let spin = load(&rt, "infinite-loop", plugins::INFINITE_LOOP);
+    let ctx = context(
+        "demo",
+        json!({}),
+        Arc::new(MemoryKv::default()),
+        limits(|l| {
+            l.fuel = 5_000_000;
+            l.deadline_ms = 30_000;
+        }),
+    );
+    let first = rt.call(&spin, &ctx, &text("o", "x")).await;
+    let second = rt.call(&spin, &ctx, &text("o", "x")).await;
+    for report in [&first, &second] {
+        assert!(
+            matches!(&report.result, Err(Error::OutOfFuel { plugin, fuel: 5_000_000 }) if plugin == "infinite-loop"),
+            "{:?}",
+            report.result
+        );
+    }
+    assert_eq!(first.fuel_used, 5_000_000);
+    assert_eq!(first.fuel_used, second.fuel_used);
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_memory_limit() {
+    let rt = runtime();
+    let bomb = load(&rt, "memory-bomb", plugins::MEMORY_BOMB);
+    let ctx = context(
+        "demo",
+        json!({}),
+        Arc::new(MemoryKv::default()),
+        limits(|l| l.memory_bytes = 16 * 1024 * 1024),
+    );
+    let err = rt
+        .call(&bomb, &ctx, &text("o", "x"))
+        .await
+        .result
+        .expect_err("bomb stopped");
+    assert!(
+        matches!(&err, Error::MemoryLimit { plugin, limit_bytes } if plugin == "memory-bomb" && *limit_bytes == 16 << 20),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn deep_recursion_traps() {
+    // Rust's shadow stack lives in linear memory and overflows before wasm's own stack does,
+    // so the trap is an out-of-bounds access (or a stack overflow for other toolchains).
+    let rt = runtime();
+    let plugin = load(&rt, "deep-recursion", plugins::DEEP_RECURSION);
+    let err = rt
+        .call(&plugin, &default_context(), &text("o", "x"))
+        .await
+        .result
+        .expect_err("overflow");
+    match err {
+        Error::Trap { plugin, message } => {
+            assert_eq!(plugin, "deep-recursion");
+            assert!(
+                message.contains("out of bounds memory access")
+                    || message.contains("stack overflow"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_guest_panic_message_is_captured() {
+    let rt = runtime();
+    let plugin = load(&rt, "panic", plugins::PANIC);
+    let err = rt
+        .call(&plugin, &default_context(), &text("o", "boom"))
+        .await
+        .result
+        .expect_err("panic");
+    match err {
+        Error::Trap { plugin, message } => {
+            assert_eq!(plugin, "panic");
+            assert!(message.contains("plugin exploded: boom"), "{message}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_huge_reply_is_refused_as_invalid() {
+    let rt = runtime();
+    let plugin = load(&rt, "huge-reply", plugins::HUGE_REPLY);
+    let err = rt
+        .call(&plugin, &default_context(), &text("o", "x"))
+        .await
+        .result
+        .expect_err("too big");
+    assert!(
+        matches!(err, Error::InvalidReply { ref plugin, source: wechat::Error::ReplyTextTooLong(n) } if plugin == "huge-reply" && n == 4 << 20),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_kv_flood_is_stopped_by_the_write_quota() {
+    let rt = runtime();
+    let plugin = load(&rt, "kv-flood", plugins::KV_FLOOD);
+    let ctx = context(
+        "demo",
+        json!({}),
+        Arc::new(MemoryKv::default()),
+        limits(|l| l.kv_writes = 25),
+    );
+    let answer = reply_text(rt.call(&plugin, &ctx, &text("o", "x")).await.result);
+    assert_eq!(
+        answer,
+        "wrote 25 keys, then: kv quota exceeded: at most 25 kv writes per call"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_grants_nothing_and_output_is_capped() {
+    let rt = runtime();
+    let plugin = load(&rt, "sandbox-probe", plugins::SANDBOX_PROBE);
+    let answer = reply_text(
+        rt.call(&plugin, &default_context(), &text("o", "x"))
+            .await
+            .result,
+    );
+    assert!(answer.contains("files=Err("), "{answer}");
+    assert!(answer.contains("passwd=Err("), "{answer}");
+    assert!(answer.contains("env=0"), "{answer}");
+    assert!(answer.contains("tcp=Err("), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_the_pool_waits_instead_of_failing() {
+    let rt = Arc::new(runtime_with(RuntimeLimits {
+        max_concurrent_calls: 2,
+        ..RuntimeLimits::default()
+    }));
+    let echo = Arc::new(load(&rt, "echo", plugins::ECHO));
+    let calls: Vec<_> = (0..12)
+        .map(|i| {
+            let (rt, echo) = (Arc::clone(&rt), Arc::clone(&echo));
+            tokio::spawn(async move {
+                rt.call(&echo, &default_context(), &text("o", &i.to_string()))
+                    .await
+            })
+        })
+        .collect();
+    for (i, call) in calls.into_iter().enumerate() {
+        assert_eq!(
+            reply_text(call.await.expect("task").result),
+            format!("echo: {i}")
+        );
+    }
+}
