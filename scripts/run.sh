@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job. Until the server lands, `wxhost demo`: one push through verification,
-# decryption, parsing, reply and encryption in each mode, printed step by step.
+# The main job. Until the server lands: `wxhost demo` with the example `echo` plugin, one push
+# through verification, decryption, the plugin, and encryption in each mode, step by step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-exec cargo run --quiet -p wxhost -- demo "$@"
+scripts/build-plugins.sh
+exec cargo run --quiet -p wxhost -- demo --plugin target/plugins/echo.wasm "$@"

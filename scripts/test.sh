@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, integration, property and doc tests of the workspace.
+# The whole test suite: unit, integration, property and doc tests of the workspace (the test
+# crate's build script builds the example and misbehaving plugins), and the example plugins'
+# own unit tests, run natively.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -10,3 +12,6 @@ else
     cargo test --workspace --no-fail-fast --lib --bins --tests
 fi
 cargo test --workspace --doc
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+(cd plugins && cargo test --locked --target "$host")

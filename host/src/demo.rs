@@ -1,11 +1,14 @@
 //! `wxhost demo`: one push through the whole protocol core in each mode, printed step by step.
 //!
 //! It plays both sides: WeChat builds and signs (and encrypts) a push, the account opens it,
-//! answers `echo: <text>`, and WeChat reads the answer back. Until the server exists this is
-//! the closest thing to the main job that runs.
+//! hands it to a plugin (or, without one, a native echo), and WeChat reads the answer back.
+//! Until the server exists this is the closest thing to the main job that runs.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
+use crate::plugin::{CallContext, Limits, Outcome, Plugin, Runtime};
+use crate::storage::MemoryKv;
 use crate::wechat::xml::Element;
 use crate::wechat::{self, Account, EnvelopeParams, Mode, Reply};
 
@@ -18,8 +21,17 @@ pub const DEMO_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 /// The demo account's original id.
 pub const DEMO_ORIGINAL_ID: &str = "gh_demo000000";
 
+/// What answers the demo push.
+#[derive(Debug)]
+pub enum Handler<'a> {
+    /// A native `echo: <text>`.
+    NativeEcho,
+    /// A loaded plugin in a runtime.
+    Plugin(&'a Runtime, &'a Plugin),
+}
+
 /// Runs the walk-through for `text` in every mode and returns the transcript.
-pub fn run(text: &str, now: i64) -> Result<String, wechat::Error> {
+pub async fn run(text: &str, now: i64, handler: Handler<'_>) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut rng = rand::rng();
     for mode in [Mode::Plain, Mode::Compatible, Mode::Safe] {
@@ -40,9 +52,34 @@ pub fn run(text: &str, now: i64) -> Result<String, wechat::Error> {
         let (query, body) =
             account.simulate_push(&message, &EnvelopeParams::fresh(now, &mut rng))?;
         let inbound = account.open(&query, body.as_bytes(), now)?;
-        let reply = match &inbound.message.content {
-            wechat::Content::Text { content, .. } => Some(Reply::text(format!("echo: {content}"))),
-            _ => None,
+        let reply = match handler {
+            Handler::NativeEcho => match &inbound.message.content {
+                wechat::Content::Text { content, .. } => {
+                    Some(Reply::text(format!("echo: {content}")))
+                }
+                _ => None,
+            },
+            Handler::Plugin(runtime, plugin) => {
+                let ctx = CallContext::new(
+                    "demo",
+                    Default::default(),
+                    Arc::new(MemoryKv::default()),
+                    Limits::default(),
+                );
+                let report = runtime.call(plugin, &ctx, &inbound.message).await;
+                let _ = writeln!(
+                    out,
+                    "plugin `{}`: {:?} in {:?}, {} fuel",
+                    plugin.name(),
+                    report.result,
+                    report.elapsed,
+                    report.fuel_used
+                );
+                match report.result? {
+                    Outcome::Reply(reply) => Some(reply),
+                    Outcome::Handled | Outcome::Pass => None,
+                }
+            }
         };
         let answer = account.answer(&inbound, reply.as_ref(), now, &mut rng)?;
         let read_back = account.read_answer(&answer, inbound.encrypted)?;
@@ -79,9 +116,11 @@ fn query_string(q: &wechat::CallbackQuery) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn demo_echoes_in_every_mode() {
-        let transcript = run("hello <&> ]]> 你好", 1_700_000_000).expect("demo runs");
+    #[tokio::test]
+    async fn demo_echoes_in_every_mode() {
+        let transcript = run("hello <&> ]]> 你好", 1_700_000_000, Handler::NativeEcho)
+            .await
+            .expect("demo runs");
         assert_eq!(
             transcript
                 .matches("content: \"echo: hello <&> ]]> 你好\"")

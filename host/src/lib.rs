@@ -8,6 +8,7 @@
 //!   (an account opening and answering a push, and building one as WeChat would).
 //! - [`plugin`]: the sandboxed WebAssembly runtime (`Runtime`), the hot-reloaded plugins
 //!   folder (`Registry`), limits, and the host side of the WIT imports (the only `bindgen!`).
+//! - [`scaffold`]: `wxhost new-plugin`, a plugin crate that builds out of the box.
 //! - [`storage`]: plugin key-value data behind the `KvStore` trait (redb file, or memory).
 //! - [`demo`]: the end-to-end walk-through `wxhost demo` prints.
 //!
@@ -15,5 +16,6 @@
 
 pub mod demo;
 pub mod plugin;
+pub mod scaffold;
 pub mod storage;
 pub mod wechat;

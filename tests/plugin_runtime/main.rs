@@ -4,6 +4,7 @@
 mod examples;
 mod folder;
 mod limits;
+mod scaffold;
 
 use std::sync::Arc;
 

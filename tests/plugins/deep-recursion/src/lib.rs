@@ -10,7 +10,8 @@ fn depth(n: u64) -> u64 {
     depth(frame[3] + 1) + frame[5]
 }
 
-struct DeepRecursion;
+/// The plugin.
+pub struct DeepRecursion;
 
 impl Plugin for DeepRecursion {
     fn handle(_msg: &Message) -> wxhost_sdk::Result<Outcome> {

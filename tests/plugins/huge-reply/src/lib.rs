@@ -2,7 +2,8 @@
 
 use wxhost_sdk::{Message, Outcome, Plugin, Reply};
 
-struct HugeReply;
+/// The plugin.
+pub struct HugeReply;
 
 impl Plugin for HugeReply {
     fn handle(_msg: &Message) -> wxhost_sdk::Result<Outcome> {

@@ -2,7 +2,8 @@
 
 use wxhost_sdk::{Message, Outcome, Plugin};
 
-struct InfiniteLoop;
+/// The plugin.
+pub struct InfiniteLoop;
 
 impl Plugin for InfiniteLoop {
     fn handle(_msg: &Message) -> wxhost_sdk::Result<Outcome> {

@@ -2,7 +2,8 @@
 
 use wxhost_sdk::{Message, Outcome, Plugin, Reply};
 
-struct KvFlood;
+/// The plugin.
+pub struct KvFlood;
 
 impl Plugin for KvFlood {
     fn handle(_msg: &Message) -> wxhost_sdk::Result<Outcome> {

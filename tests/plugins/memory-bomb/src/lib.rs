@@ -2,7 +2,8 @@
 
 use wxhost_sdk::{Message, Outcome, Plugin};
 
-struct MemoryBomb;
+/// The plugin.
+pub struct MemoryBomb;
 
 impl Plugin for MemoryBomb {
     fn handle(_msg: &Message) -> wxhost_sdk::Result<Outcome> {

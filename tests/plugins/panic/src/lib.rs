@@ -2,7 +2,8 @@
 
 use wxhost_sdk::{Message, Outcome, Plugin};
 
-struct Panic;
+/// The plugin.
+pub struct Panic;
 
 impl Plugin for Panic {
     fn handle(msg: &Message) -> wxhost_sdk::Result<Outcome> {
