@@ -6,16 +6,35 @@
 //!   WeChat's 32-byte PKCS#7), `xml` (hardened reader), `message` (typed model of every message
 //!   and event), `reply` (the seven passive replies), `replay` (timestamp window), and `push`
 //!   (an account opening and answering a push, and building one as WeChat would).
+//! - [`config`]: `wxhost.toml`, raw serde structs validated into a ready `Config`.
+//! - [`tenant`]: each account's protocol identity and plugin chain (match rules compiled),
+//!   swapped as a whole on config reload.
+//! - [`dispatch`]: the pipeline verify → decrypt → parse → dedup → plugin chain under the
+//!   passive budget → encode, and the hand-off of late replies.
+//! - [`dedup`]: single-flight table of messages in flight and answered, so retries replay the
+//!   first answer.
 //! - [`plugin`]: the sandboxed WebAssembly runtime (`Runtime`), the hot-reloaded plugins
 //!   folder (`Registry`), limits, and the host side of the WIT imports (the only `bindgen!`).
-//! - [`scaffold`]: `wxhost new-plugin`, a plugin crate that builds out of the box.
 //! - [`storage`]: plugin key-value data behind the `KvStore` trait (redb file, or memory).
-//! - [`demo`]: the end-to-end walk-through `wxhost demo` prints.
+//! - [`http`]: the axum router: callbacks, health, metrics; errors become 4xx responses.
+//! - [`server`]: `wxhost serve`: builds the app, watches config and plugins, shuts down cleanly.
+//! - [`simulator`]: `wxhost send`: a push built exactly as WeChat would, and the answer read back.
+//! - [`telemetry`]: logging setup and Prometheus metrics.
+//! - [`scaffold`]: `wxhost new-plugin`, a plugin crate that builds out of the box.
+//! - [`demo`]: the walk-through `wxhost demo` prints.
 //!
-//! See ARCHITECTURE.md for the invariants and where the server, plugins and API client go.
+//! See ARCHITECTURE.md for the invariants and boundaries.
 
+pub mod config;
+pub mod dedup;
 pub mod demo;
+pub mod dispatch;
+pub mod http;
 pub mod plugin;
 pub mod scaffold;
+pub mod server;
+pub mod simulator;
 pub mod storage;
+pub mod telemetry;
+pub mod tenant;
 pub mod wechat;

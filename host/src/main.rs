@@ -1,12 +1,13 @@
 //! The `wxhost` command line: a thin shell over the library.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use wxhost::demo::Handler;
+use wxhost::dispatch::unix_now;
 use wxhost::plugin::{Runtime, RuntimeLimits};
+use wxhost::simulator::{Action, Target};
 
 /// Hosts WeChat Official Account bots with the bot logic in sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -18,6 +19,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the tenants of a config file.
+    Serve {
+        /// The config file.
+        #[arg(long, env = "WXHOST_CONFIG", default_value = "wxhost.toml")]
+        config: PathBuf,
+        /// Listen here instead of the config's `listen` (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Send a push to a tenant exactly as WeChat would, and print the reply.
+    Send(SendArgs),
     /// Walk one push through verification, decryption, a plugin, and encryption in each mode.
     Demo {
         /// The text the simulated user sends.
@@ -40,25 +52,113 @@ enum Command {
     },
 }
 
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").required(true).multiple(false)))]
+struct SendArgs {
+    /// The config file (for the tenant's credentials and mode).
+    #[arg(long, env = "WXHOST_CONFIG", default_value = "wxhost.toml")]
+    config: PathBuf,
+    /// The tenant to send to.
+    #[arg(long)]
+    tenant: String,
+    /// Send a text message.
+    #[arg(long, group = "action")]
+    text: Option<String>,
+    /// Send an event (`subscribe`, `unsubscribe`, `SCAN`, …); see --key.
+    #[arg(long, group = "action")]
+    event: Option<String>,
+    /// The event's EventKey (e.g. `qrscene_42` with --event subscribe).
+    #[arg(long, requires = "event")]
+    key: Option<String>,
+    /// Click a menu button with this key.
+    #[arg(long, group = "action")]
+    click: Option<String>,
+    /// Open a menu link.
+    #[arg(long, group = "action")]
+    view: Option<String>,
+    /// Send a picture at this URL.
+    #[arg(long, group = "action")]
+    image: Option<String>,
+    /// Share a location: LAT,LNG.
+    #[arg(long, group = "action", allow_hyphen_values = true)]
+    location: Option<String>,
+    /// The sender's openid.
+    #[arg(long, default_value = "o_simulated_user")]
+    from: String,
+    /// The server's base URL (default: the config's `listen`).
+    #[arg(long)]
+    url: Option<String>,
+    /// Handle the push in-process instead of posting it to a running server.
+    #[arg(long, conflicts_with = "url")]
+    local: bool,
+}
+
+impl SendArgs {
+    fn action(&self) -> anyhow::Result<Action> {
+        Ok(if let Some(text) = &self.text {
+            Action::Text(text.clone())
+        } else if let Some(name) = &self.event {
+            Action::Event {
+                name: name.clone(),
+                key: self.key.clone(),
+            }
+        } else if let Some(key) = &self.click {
+            Action::Click(key.clone())
+        } else if let Some(url) = &self.view {
+            Action::View(url.clone())
+        } else if let Some(url) = &self.image {
+            Action::Image(url.clone())
+        } else if let Some(location) = &self.location {
+            Action::location(location)?
+        } else {
+            anyhow::bail!(
+                "say what to send: --text, --event, --click, --view, --image or --location"
+            )
+        })
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    wxhost::telemetry::init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { text, plugin } => {
-            let now = i64::try_from(
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .context("system clock is before 1970")?
-                    .as_secs(),
+        Command::Serve { config, listen } => {
+            let listen = match listen {
+                Some(addr) => addr,
+                None => wxhost::config::Config::load(&config)?.listen,
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            // Tests and scripts read the bound address (port 0 picks one) from this line.
+            println!("wxhost listening on {}", listener.local_addr()?);
+            wxhost::server::run(config, listener, wxhost::server::shutdown_signal()).await?;
+        }
+        Command::Send(args) => {
+            let target = if args.local {
+                Target::Local
+            } else {
+                Target::Remote(match &args.url {
+                    Some(url) => url.clone(),
+                    None => format!(
+                        "http://{}",
+                        wxhost::config::Config::load(&args.config)?.listen
+                    ),
+                })
+            };
+            let report = wxhost::simulator::send(
+                &args.config,
+                &args.tenant,
+                &args.action()?,
+                &args.from,
+                target,
             )
-            .context("system clock out of range")?;
+            .await?;
+            print!("{report}");
+        }
+        Command::Demo { text, plugin } => {
+            let now = unix_now();
             let transcript = match plugin {
                 None => wxhost::demo::run(&text, now, Handler::NativeEcho).await?,
                 Some(path) => {

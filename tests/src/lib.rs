@@ -3,10 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// Paths of the example and misbehaving plugins, built for wasm32-wasip2 by `build.rs`.
-pub mod plugins {
-    include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
-}
+/// Paths of the example and misbehaving plugins, built for wasm32-wasip2.
+pub use wxhost_test_plugins as plugins;
 
 use aes::Aes256;
 use base64::Engine as _;

@@ -83,7 +83,7 @@ pub fn system_clock() -> Clock {
 
 /// A key-value store for plugin data. Implementations are shared by every tenant and plugin;
 /// the [`Namespace`] keeps them apart.
-pub trait KvStore: Send + Sync + 'static {
+pub trait KvStore: Send + Sync + std::fmt::Debug + 'static {
     /// The value of `key`, unless absent or expired.
     fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `value`, expiring after `ttl` when given (replacing any earlier TTL).

@@ -1,5 +1,5 @@
 //! Builds the example plugins (`plugins/`) and the misbehaving test plugins (`tests/plugins/`)
-//! for wasm32-wasip2 and exposes their paths as constants (`wxhost_tests::plugins::ECHO`, …).
+//! for wasm32-wasip2 and exposes their paths as constants (`wxhost_test_plugins::ECHO`, …).
 //!
 //! Each workspace is built by a nested cargo in its own directory (so its `.cargo/config.toml`
 //! applies) into `target/wasm`, a target directory of its own: no lock is shared with the
@@ -23,6 +23,8 @@ const WORKSPACES: &[(&str, &[&str])] = &[
             "huge-reply",
             "kv-flood",
             "sandbox-probe",
+            "reply-kinds",
+            "slow-counter",
         ],
     ),
 ];
@@ -31,7 +33,8 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir
         .parent()
-        .expect("tests/ is inside the repository");
+        .and_then(Path::parent)
+        .expect("tests/artifacts is two levels inside the repository");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for (workspace, _) in WORKSPACES {
         build(&cargo, &root.join(workspace));

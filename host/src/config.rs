@@ -1,0 +1,654 @@
+//! The configuration file (`wxhost.toml`): raw serde structs (unknown keys refused) validated
+//! into a ready [`Config`]. Every error names its key, with the tenant when it has one.
+//!
+//! Secrets (`token`, `encoding_aes_key`, `app_secret`) may be written as `"env:NAME"` to read
+//! them from the environment variable `NAME` instead of the file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::plugin::{Limits, RuntimeLimits, valid_name};
+use crate::wechat::{AesKey, Mode};
+
+/// The capabilities a tenant can grant a plugin (beyond log, config and kv, which every plugin
+/// has). Their host sides arrive with the WeChat API issue; granting them early is accepted.
+pub const CAPABILITIES: &[&str] = &["wechat-api", "http"];
+
+/// WeChat's own limit is 5 s; the passive budget must leave room to send the answer.
+const MAX_PASSIVE_BUDGET_MS: u64 = 4_900;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_plugins_dir")]
+    plugins_dir: PathBuf,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    cache_dir: Option<PathBuf>,
+    #[serde(default = "default_skew")]
+    timestamp_skew_secs: u64,
+    #[serde(default = "default_passive_budget")]
+    passive_budget_ms: u64,
+    #[serde(default = "default_async_budget")]
+    async_budget_ms: u64,
+    #[serde(default = "default_dedup_ttl")]
+    dedup_ttl_secs: u64,
+    #[serde(default)]
+    limits: LimitOverrides,
+    #[serde(default)]
+    runtime: RuntimeLimits,
+    #[serde(default)]
+    tenants: Vec<RawTenant>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_plugins_dir() -> PathBuf {
+    "plugins".into()
+}
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+fn default_skew() -> u64 {
+    300
+}
+fn default_passive_budget() -> u64 {
+    4_500
+}
+fn default_async_budget() -> u64 {
+    30_000
+}
+fn default_dedup_ttl() -> u64 {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    id: String,
+    appid: String,
+    token: String,
+    encoding_aes_key: Option<String>,
+    #[serde(default = "default_mode")]
+    mode: Mode,
+    app_secret: Option<String>,
+    api_base_url: Option<String>,
+    original_id: Option<String>,
+    #[serde(default)]
+    plugins: Vec<RawChainEntry>,
+}
+
+fn default_mode() -> Mode {
+    Mode::Safe
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChainEntry {
+    name: String,
+    #[serde(default)]
+    settings: toml::Table,
+    #[serde(default, rename = "match")]
+    match_rules: MatchRules,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    limits: LimitOverrides,
+}
+
+/// Which messages reach a plugin. Every condition given must hold; an empty rule set matches
+/// everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRules {
+    /// `MsgType`s (`text`, `image`, `event`, …), compared without case.
+    #[serde(default)]
+    pub msg_types: Vec<String>,
+    /// Event names (`subscribe`, `CLICK`, …), compared without case; only events match.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Text messages whose trimmed content equals one of these.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Text messages the regex matches (with `keywords`: either one).
+    pub regex: Option<String>,
+}
+
+/// Plugin limits given in the file: each field overrides the level above it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitOverrides {
+    fuel: Option<u64>,
+    deadline_ms: Option<u64>,
+    memory_bytes: Option<u64>,
+    table_elements: Option<u32>,
+    log_lines: Option<u32>,
+    log_line_bytes: Option<u32>,
+    output_bytes: Option<u32>,
+    kv_key_bytes: Option<u32>,
+    kv_value_bytes: Option<u32>,
+    kv_writes: Option<u32>,
+}
+
+impl LimitOverrides {
+    fn apply(&self, base: Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.unwrap_or(base.fuel),
+            deadline_ms: self.deadline_ms.unwrap_or(base.deadline_ms),
+            memory_bytes: self.memory_bytes.unwrap_or(base.memory_bytes),
+            table_elements: self.table_elements.unwrap_or(base.table_elements),
+            log_lines: self.log_lines.unwrap_or(base.log_lines),
+            log_line_bytes: self.log_line_bytes.unwrap_or(base.log_line_bytes),
+            output_bytes: self.output_bytes.unwrap_or(base.output_bytes),
+            kv_key_bytes: self.kv_key_bytes.unwrap_or(base.kv_key_bytes),
+            kv_value_bytes: self.kv_value_bytes.unwrap_or(base.kv_value_bytes),
+            kv_writes: self.kv_writes.unwrap_or(base.kv_writes),
+        }
+    }
+}
+
+/// A secret read from the file or the environment. Its `Debug` output never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// The plugins folder (hot-reloaded).
+    pub plugins_dir: PathBuf,
+    /// Where durable data (plugin kv) lives.
+    pub data_dir: PathBuf,
+    /// Where compiled plugins are cached.
+    pub cache_dir: PathBuf,
+    /// Replay window for push timestamps; 0 disables it.
+    pub timestamp_skew_secs: u64,
+    /// Time the whole plugin chain has for a passive reply.
+    pub passive_budget_ms: u64,
+    /// Time a plugin may go on after the passive budget, for a late reply.
+    pub async_budget_ms: u64,
+    /// How long a handled message is remembered to answer WeChat's retries.
+    pub dedup_ttl_secs: u64,
+    /// Default plugin limits.
+    pub limits: Limits,
+    /// Sizes of the plugin runtime (a change needs a restart).
+    pub runtime: RuntimeLimits,
+    /// The tenants, in file order.
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// One official account.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    /// The id, also the URL path segment (`/wx/{id}`).
+    pub id: String,
+    /// The account's appid.
+    pub appid: String,
+    /// The token shared with WeChat.
+    pub token: Secret,
+    /// The EncodingAESKey (required in compatible and safe mode).
+    pub encoding_aes_key: Option<Secret>,
+    /// The message mode.
+    pub mode: Mode,
+    /// The app secret, for the WeChat API.
+    pub app_secret: Option<Secret>,
+    /// The WeChat API base URL (tests, proxies).
+    pub api_base_url: Option<String>,
+    /// When set, pushes must be addressed to it.
+    pub original_id: Option<String>,
+    /// The plugin chain, in order.
+    pub plugins: Vec<ChainEntryConfig>,
+}
+
+/// One plugin in a tenant's chain.
+#[derive(Debug, Clone)]
+pub struct ChainEntryConfig {
+    /// The plugin name (the file stem in the plugins folder).
+    pub name: String,
+    /// Its settings, as a JSON object.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Which messages reach it.
+    pub match_rules: MatchRules,
+    /// Capabilities granted.
+    pub capabilities: Vec<String>,
+    /// Its limits (defaults with overrides applied).
+    pub limits: Limits,
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `(key, problem)`: the key is a path such as `tenants[demo].encoding_aes_key`.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self
+            .problems
+            .iter()
+            .map(|(key, problem)| format!("{key}: {problem}"))
+            .collect();
+        write!(f, "invalid configuration: {}", lines.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Collects problems while validating.
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, problem: impl Into<String>) {
+        self.0.push((key.into(), problem.into()));
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`; relative directories are resolved against the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![(path.display().to_string(), format!("cannot read: {e}"))],
+        })?;
+        let base = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
+            .unwrap_or_else(|_| PathBuf::from("."));
+        Config::parse(&text, &base, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates configuration `text`, resolving relative paths against `base` and `env:`
+    /// secrets with `env`.
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![(
+                e.span()
+                    .map(|s| format!("line {}", line_of(text, s.start)))
+                    .unwrap_or_else(|| "file".into()),
+                e.message().to_owned(),
+            )],
+        })?;
+        let mut p = Problems(Vec::new());
+
+        let listen = raw.listen.parse().unwrap_or_else(|_| {
+            p.add(
+                "listen",
+                format!("{:?} is not an address like 127.0.0.1:8080", raw.listen),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        if raw.passive_budget_ms == 0 || raw.passive_budget_ms > MAX_PASSIVE_BUDGET_MS {
+            p.add(
+                "passive_budget_ms",
+                format!("must be 1..={MAX_PASSIVE_BUDGET_MS} (WeChat waits 5 s)"),
+            );
+        }
+        if raw.async_budget_ms < raw.passive_budget_ms {
+            p.add("async_budget_ms", "must be at least passive_budget_ms");
+        }
+        if raw.dedup_ttl_secs < 15 {
+            p.add(
+                "dedup_ttl_secs",
+                "must be at least 15 (WeChat retries for about 15 s)",
+            );
+        }
+        if raw.runtime.max_concurrent_calls == 0 {
+            p.add("runtime.max_concurrent_calls", "must be greater than 0");
+        }
+        let limits = raw.limits.apply(Limits::default());
+        check_limits(&mut p, "limits", &limits, &raw.runtime);
+
+        let mut ids = HashSet::new();
+        let tenants = raw
+            .tenants
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, t)| {
+                let key = if t.id.is_empty() {
+                    format!("tenants[{index}]")
+                } else {
+                    format!("tenants[{}]", t.id)
+                };
+                if !ids.insert(t.id.clone()) {
+                    p.add(format!("{key}.id"), "duplicate tenant id");
+                }
+                tenant(&mut p, &key, t, &limits, &raw.runtime, env)
+            })
+            .collect();
+
+        if !p.0.is_empty() {
+            return Err(ConfigError { problems: p.0 });
+        }
+        let resolve = |dir: PathBuf| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                base.join(dir)
+            }
+        };
+        let data_dir = resolve(raw.data_dir);
+        Ok(Config {
+            listen,
+            plugins_dir: resolve(raw.plugins_dir),
+            cache_dir: raw
+                .cache_dir
+                .map_or_else(|| data_dir.join("cache"), resolve),
+            data_dir,
+            timestamp_skew_secs: raw.timestamp_skew_secs,
+            passive_budget_ms: raw.passive_budget_ms,
+            async_budget_ms: raw.async_budget_ms,
+            dedup_ttl_secs: raw.dedup_ttl_secs,
+            limits,
+            runtime: raw.runtime,
+            tenants,
+        })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn check_limits(p: &mut Problems, key: &str, limits: &Limits, runtime: &RuntimeLimits) {
+    if let Err(problem) = limits.validate() {
+        p.add(key, problem);
+    }
+    if limits.memory_bytes > runtime.max_memory_bytes {
+        p.add(
+            format!("{key}.memory_bytes"),
+            format!(
+                "exceeds runtime.max_memory_bytes ({})",
+                runtime.max_memory_bytes
+            ),
+        );
+    }
+}
+
+/// A secret value, or the environment variable it names with `env:NAME`.
+fn secret(
+    p: &mut Problems,
+    key: &str,
+    value: String,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Secret> {
+    match value.strip_prefix("env:") {
+        Some(name) => match env(name) {
+            Some(v) if !v.is_empty() => Some(Secret(v)),
+            _ => {
+                p.add(key, format!("environment variable {name} is not set"));
+                None
+            }
+        },
+        None => Some(Secret(value)),
+    }
+}
+
+fn tenant(
+    p: &mut Problems,
+    key: &str,
+    t: RawTenant,
+    defaults: &Limits,
+    runtime: &RuntimeLimits,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<TenantConfig> {
+    let before = p.0.len();
+    if !valid_name(&t.id) {
+        p.add(
+            format!("{key}.id"),
+            "use 1 to 64 of A-Z a-z 0-9 - _ (it is a URL path segment)",
+        );
+    }
+    if t.appid.trim().is_empty() {
+        p.add(format!("{key}.appid"), "must not be empty");
+    }
+    let token = secret(p, &format!("{key}.token"), t.token, env);
+    if let Some(token) = &token {
+        let len = token.0.len();
+        if !(3..=32).contains(&len) || !token.0.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            p.add(
+                format!("{key}.token"),
+                "must be 3 to 32 letters or digits (WeChat's rule)",
+            );
+        }
+    }
+    let encoding_aes_key = t
+        .encoding_aes_key
+        .and_then(|k| secret(p, &format!("{key}.encoding_aes_key"), k, env));
+    match &encoding_aes_key {
+        Some(k) => {
+            if let Err(e) = AesKey::from_encoding_aes_key(&k.0) {
+                p.add(format!("{key}.encoding_aes_key"), e.to_string());
+            }
+        }
+        None if t.mode != Mode::Plain => {
+            p.add(
+                format!("{key}.encoding_aes_key"),
+                "required in compatible and safe mode",
+            );
+        }
+        None => {}
+    }
+    let app_secret = t
+        .app_secret
+        .and_then(|s| secret(p, &format!("{key}.app_secret"), s, env));
+    if let Some(url) = &t.api_base_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        p.add(
+            format!("{key}.api_base_url"),
+            "must start with http:// or https://",
+        );
+    }
+    if t.original_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        p.add(format!("{key}.original_id"), "must not be empty when given");
+    }
+
+    let mut plugins = Vec::with_capacity(t.plugins.len());
+    for (index, entry) in t.plugins.into_iter().enumerate() {
+        let key = format!("{key}.plugins[{index}]");
+        if !valid_name(&entry.name) {
+            p.add(
+                format!("{key}.name"),
+                format!("{:?} is not a plugin name (A-Z a-z 0-9 - _)", entry.name),
+            );
+        }
+        if let Some(regex) = &entry.match_rules.regex
+            && let Err(e) = regex::Regex::new(regex)
+        {
+            p.add(format!("{key}.match.regex"), e.to_string());
+        }
+        for capability in &entry.capabilities {
+            if !CAPABILITIES.contains(&capability.as_str()) {
+                p.add(
+                    format!("{key}.capabilities"),
+                    format!(
+                        "unknown capability {capability:?} (known: {})",
+                        CAPABILITIES.join(", ")
+                    ),
+                );
+            }
+        }
+        let limits = entry.limits.apply(*defaults);
+        check_limits(p, &format!("{key}.limits"), &limits, runtime);
+        let settings = match serde_json::to_value(&entry.settings) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => {
+                p.add(format!("{key}.settings"), "cannot be represented as JSON");
+                serde_json::Map::new()
+            }
+        };
+        plugins.push(ChainEntryConfig {
+            name: entry.name,
+            settings,
+            match_rules: entry.match_rules,
+            capabilities: entry.capabilities,
+            limits,
+        });
+    }
+
+    if p.0.len() > before {
+        return None;
+    }
+    Some(TenantConfig {
+        id: t.id,
+        appid: t.appid,
+        token: token?,
+        encoding_aes_key,
+        mode: t.mode,
+        app_secret,
+        api_base_url: t.api_base_url,
+        original_id: t.original_id,
+        plugins,
+    })
+}
+
+/// The problems as a map, for tests and for the log.
+pub fn problems_by_key(e: &ConfigError) -> BTreeMap<&str, &str> {
+    e.problems
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/srv/wxhost"), &|name| {
+            (name == "DEMO_TOKEN").then(|| "fromenv".to_owned())
+        })
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults() {
+        let config = parse(&format!(
+            "[[tenants]]\nid = \"demo\"\nappid = \"wx1\"\ntoken = \"tok\"\nencoding_aes_key = \"{KEY}\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.plugins_dir, Path::new("/srv/wxhost/plugins"));
+        assert_eq!(config.cache_dir, Path::new("/srv/wxhost/data/cache"));
+        assert_eq!(
+            (
+                config.timestamp_skew_secs,
+                config.passive_budget_ms,
+                config.async_budget_ms,
+                config.dedup_ttl_secs
+            ),
+            (300, 4_500, 30_000, 60)
+        );
+        assert_eq!(config.tenants[0].mode, Mode::Safe);
+        assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_never_show_in_debug() {
+        let config = parse(
+            "[[tenants]]\nid = \"demo\"\nappid = \"wx1\"\ntoken = \"env:DEMO_TOKEN\"\nmode = \"plain\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.tenants[0].token.expose(), "fromenv");
+        assert!(!format!("{config:?}").contains("fromenv"));
+        let err = parse("[[tenants]]\nid = \"demo\"\nappid = \"wx1\"\ntoken = \"env:MISSING\"\nmode = \"plain\"\n")
+            .expect_err("missing env");
+        assert_eq!(
+            problems_by_key(&err).get("tenants[demo].token"),
+            Some(&"environment variable MISSING is not set")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_tenant() {
+        let err = parse(&format!(
+            r#"
+passive_budget_ms = 6000
+[[tenants]]
+id = "shop"
+appid = "wx1"
+token = "t"
+encoding_aes_key = "short"
+[[tenants.plugins]]
+name = "echo"
+capabilities = ["teleport"]
+match = {{ regex = "(" }}
+limits = {{ memory_bytes = 1099511627776 }}
+[[tenants]]
+id = "shop"
+appid = "wx2"
+token = "token2"
+encoding_aes_key = "{KEY}"
+"#
+        ))
+        .expect_err("invalid");
+        let problems = problems_by_key(&err);
+        for key in [
+            "passive_budget_ms",
+            "tenants[shop].token",
+            "tenants[shop].encoding_aes_key",
+            "tenants[shop].plugins[0].capabilities",
+            "tenants[shop].plugins[0].match.regex",
+            "tenants[shop].plugins[0].limits.memory_bytes",
+            "tenants[shop].id",
+        ] {
+            assert!(
+                problems.contains_key(key),
+                "no problem for {key}: {problems:?}"
+            );
+        }
+        assert!(err.to_string().starts_with("invalid configuration: "));
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_are_refused_with_their_line() {
+        let err = parse("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").expect_err("unknown key");
+        assert_eq!(err.problems[0].0, "line 2");
+        assert!(err.problems[0].1.contains("listen_port"), "{err}");
+        let err = parse("[[tenants]\n").expect_err("syntax");
+        assert_eq!(err.problems[0].0, "line 1");
+    }
+
+    #[test]
+    fn safe_mode_needs_a_key_and_plugin_limits_override_defaults() {
+        let err = parse("[[tenants]]\nid = \"a\"\nappid = \"wx\"\ntoken = \"tok\"\n")
+            .expect_err("no key");
+        assert!(problems_by_key(&err).contains_key("tenants[a].encoding_aes_key"));
+        let config = parse(
+            "[limits]\ndeadline_ms = 300\n[[tenants]]\nid = \"a\"\nappid = \"wx\"\ntoken = \"tok\"\nmode = \"plain\"\n\
+             [[tenants.plugins]]\nname = \"echo\"\nlimits = { fuel = 5 }\nsettings = { greeting = \"hi\", n = 3 }\n",
+        )
+        .expect("valid");
+        let entry = &config.tenants[0].plugins[0];
+        assert_eq!((entry.limits.fuel, entry.limits.deadline_ms), (5, 300));
+        assert_eq!(entry.settings.get("n"), Some(&serde_json::json!(3)));
+    }
+}

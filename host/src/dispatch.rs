@@ -1,0 +1,304 @@
+//! The push pipeline: tenant → verify, decrypt, parse → dedup → plugin chain under the passive
+//! budget → encode (and encrypt). A chain still running when the budget ends is answered with
+//! `success`/empty at once and may go on within the async budget; its reply is then handed to
+//! late delivery.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::dedup::{self, Answer, Begin, DedupStore};
+use crate::plugin::{Outcome, Registry};
+use crate::telemetry::Metrics;
+use crate::tenant::{Tenant, TenantsHandle};
+use crate::wechat::{self, CallbackQuery, Message, Reply, push::no_reply};
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Why a callback request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// No tenant has this id.
+    #[error("unknown tenant")]
+    UnknownTenant,
+    /// The request failed verification, decryption or parsing.
+    #[error(transparent)]
+    Rejected(#[from] wechat::Error),
+}
+
+/// The HTTP body answering a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushAnswer {
+    /// The body: reply XML, the encrypted envelope, `success` or empty.
+    pub body: String,
+    /// Whether the body is XML (else plain text).
+    pub is_xml: bool,
+}
+
+/// Where replies produced after the passive budget go.
+pub trait LateReplies: Send + Sync + 'static {
+    /// Delivers `reply` from `plugin` to `to_user` of `tenant`.
+    fn deliver<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        to_user: &'a str,
+        plugin: &'a str,
+        reply: Reply,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+/// Late delivery before the WeChat API client exists: the reply is logged (its type, never its
+/// content) and counted as `logged`.
+#[derive(Debug)]
+pub struct LogLateReplies {
+    /// Where the count goes.
+    pub metrics: Arc<Metrics>,
+}
+
+impl LateReplies for LogLateReplies {
+    fn deliver<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        _to_user: &'a str,
+        plugin: &'a str,
+        reply: Reply,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            tracing::info!(
+                tenant = %tenant.id,
+                plugin,
+                reply_type = reply.msg_type(),
+                "late reply produced after the passive budget (no customer-service sender configured)"
+            );
+            self.metrics.late_reply(&tenant.id, "logged");
+        })
+    }
+}
+
+/// What the chain decided.
+#[derive(Debug)]
+enum ChainResult {
+    Reply { reply: Reply, plugin: String },
+    Handled,
+    Unanswered,
+}
+
+/// The pipeline and everything it needs.
+pub struct Dispatcher {
+    /// The tenants (swapped on config reload).
+    pub tenants: Arc<TenantsHandle>,
+    /// The loaded plugins.
+    pub registry: Arc<Registry>,
+    /// Retry deduplication.
+    pub dedup: Arc<dyn DedupStore>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Late reply delivery.
+    pub late: Arc<dyn LateReplies>,
+    /// Time the chain has for a passive reply.
+    pub passive_budget: Duration,
+    /// Time a chain may go on for a late reply.
+    pub async_budget: Duration,
+    /// Chains still running past the passive budget (waited for at shutdown).
+    pub tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("passive_budget", &self.passive_budget)
+            .field("async_budget", &self.async_budget)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// URL verification (GET): the `echostr` to answer with.
+    pub fn verify_url(&self, tenant_id: &str, query: &CallbackQuery) -> Result<String, PushError> {
+        let tenant = self
+            .tenants
+            .load()
+            .get(tenant_id)
+            .ok_or(PushError::UnknownTenant)?;
+        Ok(tenant.account.verify_url(query, unix_now())?.to_owned())
+    }
+
+    /// Handles a push (POST) and returns the body to answer with.
+    pub async fn handle_push(
+        &self,
+        tenant_id: &str,
+        query: &CallbackQuery,
+        body: &[u8],
+    ) -> Result<PushAnswer, PushError> {
+        let started = Instant::now();
+        let tenant = self
+            .tenants
+            .load()
+            .get(tenant_id)
+            .ok_or(PushError::UnknownTenant)?;
+        let inbound = tenant.account.open(query, body, unix_now())?;
+        let msg = &inbound.message;
+        let span = tracing::Span::current();
+        span.record("msg_type", msg.msg_type());
+        if let Some(id) = msg.msg_id {
+            span.record("msg_id", id);
+        }
+
+        let (answer, outcome) = match dedup::key(&tenant.id, msg) {
+            None => self.answer(&tenant, msg, started).await,
+            Some(key) => match self.dedup.begin(&key) {
+                Begin::New(pending) => {
+                    let (answer, outcome) = self.answer(&tenant, msg, started).await;
+                    (Arc::unwrap_or_clone(pending.finish(answer)), outcome)
+                }
+                Begin::Done(answer) => {
+                    self.metrics.dedup_hit(&tenant.id, "done");
+                    (Arc::unwrap_or_clone(answer), "retry_replayed")
+                }
+                Begin::InFlight(receiver) => {
+                    self.metrics.dedup_hit(&tenant.id, "in_flight");
+                    let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
+                    match tokio::time::timeout_at(deadline, dedup::wait(receiver)).await {
+                        Ok(Some(answer)) => (Arc::unwrap_or_clone(answer), "retry_waited"),
+                        _ => (None, "retry_timed_out"),
+                    }
+                }
+            },
+        };
+        self.metrics.request(&tenant.id, outcome);
+
+        let body =
+            match tenant
+                .account
+                .answer(&inbound, answer.as_ref(), unix_now(), &mut rand::rng())
+            {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::error!("cannot encode the reply: {e}; answering without one");
+                    no_reply(inbound.encrypted).to_owned()
+                }
+            };
+        Ok(PushAnswer {
+            is_xml: answer.is_some(),
+            body,
+        })
+    }
+
+    /// Runs the chain under the passive budget; returns the answer and the outcome label.
+    async fn answer(
+        &self,
+        tenant: &Arc<Tenant>,
+        msg: &Message,
+        started: Instant,
+    ) -> (Answer, &'static str) {
+        let chain = tokio::spawn(
+            run_chain(
+                Arc::clone(&self.registry),
+                Arc::clone(&self.metrics),
+                Arc::clone(tenant),
+                msg.clone(),
+            )
+            .in_current_span(),
+        );
+        let mut chain = chain;
+        let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
+        match tokio::time::timeout_at(deadline, &mut chain).await {
+            Ok(Ok(ChainResult::Reply { reply, plugin })) => {
+                tracing::Span::current().record("plugin", plugin.as_str());
+                (Some(reply), "reply")
+            }
+            Ok(Ok(ChainResult::Handled)) => (None, "handled"),
+            Ok(Ok(ChainResult::Unanswered)) => (None, "unanswered"),
+            Ok(Err(join)) => {
+                tracing::error!("plugin chain failed: {join}");
+                (None, "chain_failed")
+            }
+            Err(_) => {
+                tracing::warn!(
+                    budget_ms = self.passive_budget.as_millis() as u64,
+                    "passive budget exhausted; answering without a reply"
+                );
+                self.continue_late(Arc::clone(tenant), msg.from_user.clone(), chain, started);
+                (None, "budget_exhausted")
+            }
+        }
+    }
+
+    /// Lets a chain that missed the passive budget finish within the async budget.
+    fn continue_late(
+        &self,
+        tenant: Arc<Tenant>,
+        to_user: String,
+        mut chain: tokio::task::JoinHandle<ChainResult>,
+        started: Instant,
+    ) {
+        let late = Arc::clone(&self.late);
+        let metrics = Arc::clone(&self.metrics);
+        let deadline = tokio::time::Instant::from_std(started + self.async_budget);
+        self.tasks.spawn(
+            async move {
+                match tokio::time::timeout_at(deadline, &mut chain).await {
+                    Ok(Ok(ChainResult::Reply { reply, plugin })) => {
+                        late.deliver(&tenant, &to_user, &plugin, reply).await;
+                    }
+                    Ok(Ok(ChainResult::Handled | ChainResult::Unanswered)) | Ok(Err(_)) => {}
+                    Err(_) => {
+                        chain.abort();
+                        tracing::warn!("plugin chain still running at the async budget; dropped");
+                        metrics.late_reply(&tenant.id, "dropped");
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+/// Runs the plugins in tenant order, skipping those whose rules do not fit; the first reply or
+/// `handled` wins; a failing plugin is logged and the chain goes on.
+async fn run_chain(
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    tenant: Arc<Tenant>,
+    msg: Message,
+) -> ChainResult {
+    for entry in &tenant.chain {
+        if !entry.matches(&msg) {
+            continue;
+        }
+        let Some(plugin) = registry.get(&entry.plugin) else {
+            tracing::warn!(plugin = %entry.plugin, "plugin not loaded; skipped");
+            continue;
+        };
+        let report = registry.runtime().call(&plugin, &entry.context, &msg).await;
+        let error = report.result.as_ref().err().map(|e| e.kind());
+        metrics.plugin_call(
+            &tenant.id,
+            &entry.plugin,
+            report.elapsed,
+            report.fuel_used,
+            error,
+        );
+        match report.result {
+            Ok(Outcome::Reply(reply)) => {
+                return ChainResult::Reply {
+                    reply,
+                    plugin: entry.plugin.clone(),
+                };
+            }
+            Ok(Outcome::Handled) => return ChainResult::Handled,
+            Ok(Outcome::Pass) => {}
+            Err(e) => tracing::warn!(plugin = %entry.plugin, "{e}; trying the next plugin"),
+        }
+    }
+    ChainResult::Unanswered
+}

@@ -1,0 +1,301 @@
+//! `wxhost serve`: builds the application from the config file, serves it, watches the config
+//! file and the plugins folder, keeps storage flushed, and shuts down gracefully.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::dedup::MemoryDedup;
+use crate::dispatch::{Dispatcher, LogLateReplies};
+use crate::http::{AppState, router};
+use crate::plugin::{Registry, Runtime};
+use crate::storage::{KvStore, RedbKv};
+use crate::telemetry::Metrics;
+use crate::tenant::{Tenants, TenantsHandle};
+
+/// How often the plugins folder is scanned (a new plugin serves within a second).
+const PLUGIN_SCAN: Duration = Duration::from_millis(250);
+/// How often the config file is checked for changes.
+const CONFIG_SCAN: Duration = Duration::from_millis(500);
+/// How often plugin kv writes are made durable.
+const KV_FLUSH: Duration = Duration::from_secs(1);
+
+/// The running application, without its HTTP listener (used in-process by `wxhost send --local`).
+#[derive(Debug)]
+pub struct App {
+    /// The config as loaded at start.
+    pub config: Config,
+    /// The HTTP state.
+    pub state: AppState,
+    /// Plugin kv storage.
+    pub kv: Arc<dyn KvStore>,
+    /// The plugins folder.
+    pub registry: Arc<Registry>,
+    /// The tenants.
+    pub tenants: Arc<TenantsHandle>,
+}
+
+impl App {
+    /// Builds everything from the config file at `path` and loads the plugins folder once.
+    pub async fn build(path: &Path) -> anyhow::Result<App> {
+        let config = Config::load(path)?;
+        for dir in [&config.data_dir, &config.cache_dir, &config.plugins_dir] {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let kv: Arc<dyn KvStore> = Arc::new(
+            RedbKv::open(&config.data_dir.join("kv.redb")).context("opening plugin storage")?,
+        );
+        let runtime = Arc::new(Runtime::new(
+            config.runtime.clone(),
+            Some(config.cache_dir.clone()),
+        )?);
+        let registry = Arc::new(Registry::new(runtime, config.plugins_dir.clone()));
+        registry.scan().await;
+        let tenants = Arc::new(TenantsHandle::new(Tenants::from_config(&config, &kv)?));
+        warn_missing_plugins(&config, &registry);
+
+        let metrics = Arc::new(Metrics::default());
+        let dispatcher = Arc::new(Dispatcher {
+            tenants: Arc::clone(&tenants),
+            registry: Arc::clone(&registry),
+            dedup: Arc::new(MemoryDedup::new(Duration::from_secs(config.dedup_ttl_secs))),
+            metrics: Arc::clone(&metrics),
+            late: Arc::new(LogLateReplies {
+                metrics: Arc::clone(&metrics),
+            }),
+            passive_budget: Duration::from_millis(config.passive_budget_ms),
+            async_budget: Duration::from_millis(config.async_budget_ms),
+            tasks: TaskTracker::new(),
+        });
+        Ok(App {
+            config,
+            state: AppState {
+                dispatcher,
+                metrics,
+            },
+            kv,
+            registry,
+            tenants,
+        })
+    }
+}
+
+fn warn_missing_plugins(config: &Config, registry: &Registry) {
+    for tenant in &config.tenants {
+        for entry in &tenant.plugins {
+            if registry.get(&entry.name).is_none() {
+                tracing::warn!(
+                    tenant = %tenant.id,
+                    plugin = %entry.name,
+                    dir = %registry.dir().display(),
+                    "plugin in the chain is not in the plugins folder (yet); it is skipped until it is"
+                );
+            }
+        }
+    }
+}
+
+/// Serves the config at `config_path` on `listener` until `shutdown` resolves, then stops
+/// accepting, finishes the requests in flight and late replies (within the async budget), and
+/// flushes storage.
+pub async fn run(
+    config_path: PathBuf,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = App::build(&config_path).await?;
+    let tenant_ids = app.tenants.load().ids();
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        tenants = ?tenant_ids,
+        plugins = ?app.registry.names(),
+        "wxhost serving"
+    );
+
+    let stop = CancellationToken::new();
+    let background = TaskTracker::new();
+    background.spawn(Arc::clone(&app.registry).watch(PLUGIN_SCAN, stop.clone().cancelled_owned()));
+    background.spawn(watch_config(
+        config_path,
+        app.config.clone(),
+        Arc::clone(&app.tenants),
+        Arc::clone(&app.kv),
+        Arc::clone(&app.registry),
+        stop.clone(),
+    ));
+    background.spawn(flush_storage(Arc::clone(&app.kv), stop.clone()));
+    background.spawn(purge_dedup(
+        Arc::clone(&app.state.dispatcher.dedup),
+        stop.clone(),
+    ));
+
+    axum::serve(listener, router(app.state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+
+    tracing::info!("shutting down: finishing late replies");
+    let late = &app.state.dispatcher.tasks;
+    late.close();
+    let budget = app.state.dispatcher.async_budget;
+    if tokio::time::timeout(budget, late.wait()).await.is_err() {
+        tracing::warn!("late replies still running at shutdown were dropped");
+    }
+    stop.cancel();
+    background.close();
+    background.wait().await;
+    app.kv.flush().context("flushing plugin storage")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// The config file's identity between checks.
+fn stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
+
+/// Reloads the tenants when the config file changes; an invalid file is refused with a log
+/// line and the previous tenants keep serving.
+async fn watch_config(
+    path: PathBuf,
+    running: Config,
+    tenants: Arc<TenantsHandle>,
+    kv: Arc<dyn KvStore>,
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+) {
+    let mut last = stamp(&path);
+    let mut ticker = tokio::time::interval(CONFIG_SCAN);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let now = stamp(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        let config = match Config::load(&path) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!("config change refused, the previous config keeps serving: {e}");
+                continue;
+            }
+        };
+        match Tenants::from_config(&config, &kv) {
+            Ok(new) => {
+                tracing::info!(tenants = ?new.ids(), "config reloaded");
+                tenants.store(new);
+                warn_missing_plugins(&config, &registry);
+            }
+            Err(e) => {
+                tracing::error!("config change refused, the previous config keeps serving: {e:#}");
+                continue;
+            }
+        }
+        let restart_only = [
+            ("listen", running.listen != config.listen),
+            ("plugins_dir", running.plugins_dir != config.plugins_dir),
+            ("data_dir", running.data_dir != config.data_dir),
+            ("cache_dir", running.cache_dir != config.cache_dir),
+            ("runtime", running.runtime != config.runtime),
+            (
+                "passive_budget_ms",
+                running.passive_budget_ms != config.passive_budget_ms,
+            ),
+            (
+                "async_budget_ms",
+                running.async_budget_ms != config.async_budget_ms,
+            ),
+            (
+                "dedup_ttl_secs",
+                running.dedup_ttl_secs != config.dedup_ttl_secs,
+            ),
+        ];
+        for (key, changed) in restart_only {
+            if changed {
+                tracing::warn!(
+                    key,
+                    "this setting changed but takes effect only after a restart"
+                );
+            }
+        }
+    }
+}
+
+/// Makes plugin kv writes durable every second and drops expired entries every minute.
+async fn flush_storage(kv: Arc<dyn KvStore>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(KV_FLUSH);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        ticks += 1;
+        let kv = Arc::clone(&kv);
+        let result = tokio::task::spawn_blocking(move || {
+            kv.flush()?;
+            if ticks.is_multiple_of(60) {
+                kv.purge_expired()?;
+            }
+            Ok::<_, crate::storage::Error>(())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("plugin storage flush failed: {e}"),
+            Err(e) => tracing::error!("plugin storage flush panicked: {e}"),
+        }
+    }
+}
+
+/// Forgets answered messages past their TTL every ten seconds.
+async fn purge_dedup(dedup: Arc<dyn crate::dedup::DedupStore>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => { dedup.purge(); }
+            () = stop.cancelled() => return,
+        }
+    }
+}

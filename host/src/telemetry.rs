@@ -1,0 +1,179 @@
+//! Logging setup and the Prometheus metrics the server exports on `/metrics`.
+//!
+//! Labels carry tenant ids, plugin names and outcome kinds only: never secrets, never content.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Initialises `tracing` for the binary: `RUST_LOG` or `info`, to stderr.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantOutcome {
+    tenant: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantPlugin {
+    tenant: String,
+    plugin: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginError {
+    tenant: String,
+    plugin: String,
+    kind: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~6.5 s
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 17))
+}
+
+/// Every metric of the server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<TenantOutcome, Counter>,
+    plugin_seconds: Family<TenantPlugin, Histogram>,
+    plugin_fuel: Family<TenantPlugin, Counter>,
+    plugin_errors: Family<PluginError, Counter>,
+    dedup_hits: Family<TenantOutcome, Counter>,
+    late_replies: Family<TenantOutcome, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<TenantOutcome, Counter>::default();
+        registry.register(
+            "wxhost_requests",
+            "Callback requests by tenant and outcome",
+            requests.clone(),
+        );
+        let plugin_seconds = Family::<TenantPlugin, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "wxhost_plugin_duration_seconds",
+            "Plugin call latency, including waiting for a slot",
+            plugin_seconds.clone(),
+        );
+        let plugin_fuel = Family::<TenantPlugin, Counter>::default();
+        registry.register(
+            "wxhost_plugin_fuel",
+            "Fuel consumed by plugin calls",
+            plugin_fuel.clone(),
+        );
+        let plugin_errors = Family::<PluginError, Counter>::default();
+        registry.register(
+            "wxhost_plugin_errors",
+            "Plugin calls that failed, by kind (timeout, out_of_fuel, memory_limit, trap, …)",
+            plugin_errors.clone(),
+        );
+        let dedup_hits = Family::<TenantOutcome, Counter>::default();
+        registry.register(
+            "wxhost_dedup_hits",
+            "Retries answered from the dedup table (outcome: done or in_flight)",
+            dedup_hits.clone(),
+        );
+        let late_replies = Family::<TenantOutcome, Counter>::default();
+        registry.register(
+            "wxhost_late_replies",
+            "Replies produced after the passive budget (outcome: sent, failed, dropped)",
+            late_replies.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            plugin_seconds,
+            plugin_fuel,
+            plugin_errors,
+            dedup_hits,
+            late_replies,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a request of `tenant` that ended as `outcome`.
+    pub fn request(&self, tenant: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&TenantOutcome {
+                tenant: tenant.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records one plugin call.
+    pub fn plugin_call(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        elapsed: Duration,
+        fuel: u64,
+        error: Option<&str>,
+    ) {
+        let labels = TenantPlugin {
+            tenant: tenant.to_owned(),
+            plugin: plugin.to_owned(),
+        };
+        self.plugin_seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.plugin_fuel.get_or_create(&labels).inc_by(fuel);
+        if let Some(kind) = error {
+            self.plugin_errors
+                .get_or_create(&PluginError {
+                    tenant: labels.tenant,
+                    plugin: labels.plugin,
+                    kind: kind.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Counts a retry answered from the dedup table.
+    pub fn dedup_hit(&self, tenant: &str, state: &str) {
+        self.dedup_hits
+            .get_or_create(&TenantOutcome {
+                tenant: tenant.to_owned(),
+                outcome: state.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a late reply and what became of it.
+    pub fn late_reply(&self, tenant: &str, outcome: &str) {
+        self.late_replies
+            .get_or_create(&TenantOutcome {
+                tenant: tenant.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
