@@ -1,0 +1,240 @@
+//! Starts `wxhost serve` with a config and a plugins folder in a temporary directory, and
+//! talks to it as WeChat does.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wxhost::wechat::xml::Element;
+use wxhost::wechat::{Account, CallbackQuery, EnvelopeParams, Message, Mode, ReplyMessage};
+
+pub const KEY_A: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub const KEY_B: &str = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR";
+
+/// Every plugin the tests use, by the name it gets in the plugins folder.
+const PLUGINS: &[(&str, &str)] = &[
+    ("echo", wxhost_test_plugins::ECHO),
+    ("keyword-reply", wxhost_test_plugins::KEYWORD_REPLY),
+    ("welcome", wxhost_test_plugins::WELCOME),
+    ("guess-number", wxhost_test_plugins::GUESS_NUMBER),
+    ("infinite-loop", wxhost_test_plugins::INFINITE_LOOP),
+    ("reply-kinds", wxhost_test_plugins::REPLY_KINDS),
+    ("slow-counter", wxhost_test_plugins::SLOW_COUNTER),
+];
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    logs: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a server whose config is `tenants` (TOML: `[[tenants]]` tables and any top-level
+    /// keys before them); the directories are filled in.
+    pub fn start(config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins dir");
+        for (name, path) in PLUGINS {
+            std::fs::copy(path, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
+        }
+        write_config(dir.path(), config);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wxhost"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(dir.path().join("wxhost.toml"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wxhost starts");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut logs) = sink.lock() {
+                    logs.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("reads the address line");
+        let addr = line
+            .trim()
+            .strip_prefix("wxhost listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; logs: {}",
+                    logs.lock().map(|l| l.clone()).unwrap_or_default()
+                )
+            })
+            .parse()
+            .expect("an address");
+        Server {
+            child,
+            addr,
+            dir,
+            logs,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Replaces the config file (the server reloads it).
+    pub fn rewrite_config(&self, config: &str) {
+        write_config(self.dir.path(), config);
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Posts a raw push; returns the status and the body.
+    pub async fn post(
+        &self,
+        tenant: &str,
+        query: &CallbackQuery,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, String) {
+        let response = self
+            .http
+            .post(self.url(&format!("/wx/{tenant}")))
+            .query(query)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// Sends `msg` to `tenant` as WeChat would for `account`, and reads the answer as WeChat
+    /// would; panics unless the status is 200.
+    pub async fn send(
+        &self,
+        tenant: &str,
+        account: &Account,
+        msg: &Message,
+    ) -> Option<ReplyMessage> {
+        let (query, body) = push(account, msg);
+        let (status, answer) = self.post(tenant, &query, body).await;
+        assert_eq!(status, 200, "{answer}");
+        account
+            .read_answer(&answer, account.mode() != Mode::Plain)
+            .unwrap_or_else(|e| panic!("WeChat would not accept {answer:?}: {e}"))
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Sends SIGTERM and waits for the process.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("waits");
+        std::thread::sleep(Duration::from_millis(50));
+        (status, self.logs())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, config: &str) {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-plugin-cache");
+    let text = format!(
+        "plugins_dir = \"plugins\"\ndata_dir = \"data\"\ncache_dir = {cache:?}\n{config}",
+        cache = cache.display().to_string()
+    );
+    let tmp: PathBuf = dir.join("wxhost.toml.tmp");
+    std::fs::write(&tmp, text).expect("write config");
+    std::fs::rename(tmp, dir.join("wxhost.toml")).expect("rename config");
+}
+
+/// The account the tests sign with (matches a `[[tenants]]` entry).
+pub fn account(appid: &str, token: &str, key: Option<&str>, mode: Mode) -> Account {
+    Account::new(appid, token, key, mode).expect("valid account")
+}
+
+/// A push of `msg` as WeChat builds it for `account`, stamped now.
+pub fn push(account: &Account, msg: &Message) -> (CallbackQuery, String) {
+    let params = EnvelopeParams::fresh(wxhost::dispatch::unix_now(), &mut rand::rng());
+    account.simulate_push(msg, &params).expect("push")
+}
+
+/// A text message from `from` with a message id.
+pub fn text(from: &str, content: &str, msg_id: u64) -> Message {
+    message(&[
+        ("FromUserName", from),
+        ("MsgType", "text"),
+        ("Content", content),
+        ("MsgId", &msg_id.to_string()),
+    ])
+}
+
+/// A message with the common head and `fields`.
+pub fn message(fields: &[(&str, &str)]) -> Message {
+    let now = wxhost::dispatch::unix_now().to_string();
+    let mut children = vec![
+        Element::leaf("ToUserName", "gh_e2e"),
+        Element::leaf("CreateTime", now),
+    ];
+    children.extend(fields.iter().map(|(k, v)| Element::leaf(*k, *v)));
+    Message::from_fields(Element {
+        name: "xml".into(),
+        text: String::new(),
+        children,
+    })
+    .expect("valid message")
+}
+
+/// A tenant table.
+pub fn tenant(
+    id: &str,
+    appid: &str,
+    token: &str,
+    key: Option<&str>,
+    mode: &str,
+    chain: &[&str],
+) -> String {
+    let mut out = format!(
+        "[[tenants]]\nid = \"{id}\"\nappid = \"{appid}\"\ntoken = \"{token}\"\nmode = \"{mode}\"\n"
+    );
+    if let Some(key) = key {
+        out.push_str(&format!("encoding_aes_key = \"{key}\"\n"));
+    }
+    for plugin in chain {
+        out.push_str(&format!("[[tenants.plugins]]\nname = \"{plugin}\"\n"));
+    }
+    out
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `wxhost` binary on port 0, real compiled plugins, pushes built
+//! exactly as WeChat builds them.
+
+mod harness;
+
+mod chain;
+mod dedup;
+mod http;
+mod reload;
+mod tenants;
