@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job. Until the server lands: `wxhost demo` with the example `echo` plugin, one push
-# through verification, decryption, the plugin, and encryption in each mode, step by step.
+# The main job: wxhost serving the demo tenants of wxhost.toml with the example plugins
+# (built into target/plugins, which the server watches). Try it from another terminal:
+#   cargo run -q -p wxhost -- send --config wxhost.toml --tenant demo --text hello
+# Extra arguments go to `wxhost serve` (e.g. --listen 0.0.0.0:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
-exec cargo run --quiet -p wxhost -- demo --plugin target/plugins/echo.wasm "$@"
+exec cargo run --quiet -p wxhost -- serve --config wxhost.toml "$@"

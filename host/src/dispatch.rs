@@ -175,6 +175,11 @@ impl Dispatcher {
             },
         };
         self.metrics.request(&tenant.id, outcome);
+        tracing::debug!(
+            outcome,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "push answered"
+        );
 
         let body =
             match tenant
