@@ -4,7 +4,7 @@
 //! Secrets (`token`, `encoding_aes_key`, `app_secret`) may be written as `"env:NAME"` to read
 //! them from the environment variable `NAME` instead of the file.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -529,19 +529,20 @@ fn tenant(
     })
 }
 
-/// The problems as a map, for tests and for the log.
-pub fn problems_by_key(e: &ConfigError) -> BTreeMap<&str, &str> {
-    e.problems
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+    fn problems_by_key(e: &ConfigError) -> BTreeMap<&str, &str> {
+        e.problems
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/srv/wxhost"), &|name| {

@@ -84,7 +84,7 @@ pub async fn run(text: &str, now: i64, handler: Handler<'_>) -> anyhow::Result<S
         let answer = account.answer(&inbound, reply.as_ref(), now, &mut rng)?;
         let read_back = account.read_answer(&answer, inbound.encrypted)?;
         let _ = writeln!(out, "== {mode:?} mode ==");
-        let _ = writeln!(out, "push query:  {}", query_string(&query));
+        let _ = writeln!(out, "push query:  {}", query.to_query_string());
         let _ = writeln!(out, "push body:   {body}");
         let _ = writeln!(
             out,
@@ -95,21 +95,6 @@ pub async fn run(text: &str, now: i64, handler: Handler<'_>) -> anyhow::Result<S
         let _ = writeln!(out, "WeChat sees: {read_back:?}\n");
     }
     Ok(out)
-}
-
-fn query_string(q: &wechat::CallbackQuery) -> String {
-    [
-        ("signature", &q.signature),
-        ("timestamp", &q.timestamp),
-        ("nonce", &q.nonce),
-        ("openid", &q.openid),
-        ("encrypt_type", &q.encrypt_type),
-        ("msg_signature", &q.msg_signature),
-    ]
-    .iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-    .collect::<Vec<_>>()
-    .join("&")
 }
 
 #[cfg(test)]

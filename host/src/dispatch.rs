@@ -205,7 +205,7 @@ impl Dispatcher {
         msg: &Message,
         started: Instant,
     ) -> (Answer, &'static str) {
-        let chain = tokio::spawn(
+        let mut chain = tokio::spawn(
             run_chain(
                 Arc::clone(&self.registry),
                 Arc::clone(&self.metrics),
@@ -214,7 +214,6 @@ impl Dispatcher {
             )
             .in_current_span(),
         );
-        let mut chain = chain;
         let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
         match tokio::time::timeout_at(deadline, &mut chain).await {
             Ok(Ok(ChainResult::Reply { reply, plugin })) => {

@@ -258,3 +258,18 @@ fn plain_account_without_key_names_the_problem_for_encrypted_pushes() {
         Err(Error::NoAesKey)
     );
 }
+
+#[test]
+fn query_strings_are_what_wechat_sends_with_values_percent_encoded() {
+    let query = CallbackQuery {
+        signature: Some("ab12".into()),
+        timestamp: Some("1700000000".into()),
+        nonce: Some("99".into()),
+        echostr: Some("a b&c=d/中".into()),
+        ..CallbackQuery::default()
+    };
+    assert_eq!(
+        query.to_query_string(),
+        "signature=ab12&timestamp=1700000000&nonce=99&echostr=a%20b%26c%3Dd%2F%E4%B8%AD"
+    );
+}

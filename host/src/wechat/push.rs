@@ -50,6 +50,38 @@ pub struct CallbackQuery {
     pub msg_signature: Option<String>,
 }
 
+impl CallbackQuery {
+    /// The query string WeChat would send (`signature=…&timestamp=…`), values percent-encoded.
+    pub fn to_query_string(&self) -> String {
+        [
+            ("signature", &self.signature),
+            ("timestamp", &self.timestamp),
+            ("nonce", &self.nonce),
+            ("echostr", &self.echostr),
+            ("openid", &self.openid),
+            ("encrypt_type", &self.encrypt_type),
+            ("msg_signature", &self.msg_signature),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent_encode(v))))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A verified, decrypted and parsed push.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inbound {

@@ -28,6 +28,10 @@ use wxhost::dispatch::unix_now;
 use wxhost::wechat::xml::Element;
 use wxhost::wechat::{Account, CallbackQuery, Content, EnvelopeParams, Message, Reply};
 
+/// The same allocator as `wxhost`, so every server measured here uses it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const APPID: &str = "wxb11529c136998cb6";
 const TOKEN: &str = "pamtest";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -152,29 +156,12 @@ fn prepare(tenant: &str, mode: Mode, count: usize) -> anyhow::Result<Vec<Prepare
             let msg = message(base + i as u64, now)?;
             let (query, body) =
                 account.simulate_push(&msg, &EnvelopeParams::fresh(now, &mut rng))?;
-            let query = serde_urlencoded(&query);
             Ok(Prepared {
-                path_and_query: format!("/wx/{tenant}?{query}"),
+                path_and_query: format!("/wx/{tenant}?{}", query.to_query_string()),
                 body: Bytes::from(body),
             })
         })
         .collect()
-}
-
-/// The query as WeChat sends it (every value is URL-safe already: hex, digits, ids).
-fn serde_urlencoded(q: &CallbackQuery) -> String {
-    [
-        ("signature", &q.signature),
-        ("timestamp", &q.timestamp),
-        ("nonce", &q.nonce),
-        ("openid", &q.openid),
-        ("encrypt_type", &q.encrypt_type),
-        ("msg_signature", &q.msg_signature),
-    ]
-    .iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-    .collect::<Vec<_>>()
-    .join("&")
 }
 
 #[allow(clippy::too_many_arguments, reason = "a CLI entry point")]
