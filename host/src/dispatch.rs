@@ -181,21 +181,22 @@ impl Dispatcher {
             "push answered"
         );
 
-        let body =
-            match tenant
-                .account
-                .answer(&inbound, answer.as_ref(), unix_now(), &mut rand::rng())
-            {
-                Ok(body) => body,
-                Err(e) => {
-                    tracing::error!("cannot encode the reply: {e}; answering without one");
-                    no_reply(inbound.encrypted).to_owned()
-                }
-            };
-        Ok(PushAnswer {
-            is_xml: answer.is_some(),
-            body,
-        })
+        match tenant
+            .account
+            .answer(&inbound, answer.as_ref(), unix_now(), &mut rand::rng())
+        {
+            Ok(body) => Ok(PushAnswer {
+                is_xml: answer.is_some(),
+                body,
+            }),
+            Err(e) => {
+                tracing::error!("cannot encode the reply: {e}; answering without one");
+                Ok(PushAnswer {
+                    is_xml: false,
+                    body: no_reply(inbound.encrypted).to_owned(),
+                })
+            }
+        }
     }
 
     /// Runs the chain under the passive budget; returns the answer and the outcome label.

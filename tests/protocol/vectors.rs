@@ -12,6 +12,20 @@ fn cipher(vector: &serde_json::Value) -> MessageCipher {
     )
 }
 
+/// Checks the vector's msg_signature over `encrypt`, then decrypts and parses it.
+fn verify_and_open(v: &serde_json::Value, encrypt: &str) -> wechat::Message {
+    wechat::signature::verify_msg_signature(
+        field(v, "token"),
+        field(v, "timestamp"),
+        field(v, "nonce"),
+        encrypt,
+        field(v, "msg_signature"),
+    )
+    .expect("vector msg_signature verifies");
+    wechat::Message::parse(&cipher(v).decrypt(encrypt).expect("decrypts"))
+        .expect("decrypted message parses")
+}
+
 #[test]
 fn committed_vectors_match_the_shared_copy() {
     // CI has ../shared beside the project; a fresh clone elsewhere uses the committed copy.
@@ -40,16 +54,7 @@ fn official_account_decrypt_vector() {
     let v = &vectors()["oa_decrypt"];
     let outer = wechat::xml::parse_document(field(v, "body")).expect("vector body parses");
     let encrypt = outer.child_text("Encrypt").expect("Encrypt");
-    wechat::signature::verify_msg_signature(
-        field(v, "token"),
-        field(v, "timestamp"),
-        field(v, "nonce"),
-        encrypt,
-        field(v, "msg_signature"),
-    )
-    .expect("vector msg_signature verifies");
-    let message = wechat::Message::parse(&cipher(v).decrypt(encrypt).expect("decrypts"))
-        .expect("decrypted message parses");
+    let message = verify_and_open(v, encrypt);
     for (name, expected) in v["expect"].as_object().expect("expect object") {
         assert_eq!(message.field(name), expected.as_str(), "{name}");
     }
@@ -135,16 +140,7 @@ fn official_account_vector_negatives() {
 fn pad_one_decrypt_vector() {
     let v = &vectors()["pad_one_decrypt"];
     let encrypt = field(v, "encrypt");
-    wechat::signature::verify_msg_signature(
-        field(v, "token"),
-        field(v, "timestamp"),
-        field(v, "nonce"),
-        encrypt,
-        field(v, "msg_signature"),
-    )
-    .expect("vector msg_signature verifies");
-    let message =
-        wechat::Message::parse(&cipher(v).decrypt(encrypt).expect("decrypts")).expect("parses");
+    let message = verify_and_open(v, encrypt);
     for (name, expected) in v["expect"].as_object().expect("expect object") {
         assert_eq!(message.field(name), expected.as_str(), "{name}");
     }

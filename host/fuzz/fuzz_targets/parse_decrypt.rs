@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             let account = Account::new("wxfuzz", TOKEN, Some(KEY), Mode::Safe).expect("account");
             let encrypt = String::from_utf8_lossy(rest);
-            let body = format!("<xml><ToUserName>gh</ToUserName><Encrypt>{encrypt}</Encrypt></xml>");
+            let body =
+                format!("<xml><ToUserName>gh</ToUserName><Encrypt>{encrypt}</Encrypt></xml>");
             let _ = account.open(&query(Some(&encrypt)), body.as_bytes(), 1_700_000_000);
         }
         _ => {

@@ -154,8 +154,9 @@ impl Server {
 
     /// Sends SIGTERM and waits for the process.
     pub fn terminate(mut self) -> (ExitStatus, String) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+        // The shell's builtin `kill`: present wherever `sh` is.
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.child.id())])
             .status();
         let status = self.child.wait().expect("waits");
         std::thread::sleep(Duration::from_millis(50));
