@@ -39,6 +39,16 @@ struct PluginError {
     kind: String,
 }
 
+/// Adds one to the `(tenant, outcome)` series of `family`.
+fn count(family: &Family<TenantOutcome, Counter>, tenant: &str, outcome: &str) {
+    family
+        .get_or_create(&TenantOutcome {
+            tenant: tenant.to_owned(),
+            outcome: outcome.to_owned(),
+        })
+        .inc();
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~6.5 s
     Histogram::new(exponential_buckets(0.000_1, 2.0, 17))
@@ -112,12 +122,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts a request of `tenant` that ended as `outcome`.
     pub fn request(&self, tenant: &str, outcome: &str) {
-        self.requests
-            .get_or_create(&TenantOutcome {
-                tenant: tenant.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
+        count(&self.requests, tenant, outcome);
     }
 
     /// Records one plugin call.
@@ -150,22 +155,12 @@ impl Metrics {
 
     /// Counts a retry answered from the dedup table.
     pub fn dedup_hit(&self, tenant: &str, state: &str) {
-        self.dedup_hits
-            .get_or_create(&TenantOutcome {
-                tenant: tenant.to_owned(),
-                outcome: state.to_owned(),
-            })
-            .inc();
+        count(&self.dedup_hits, tenant, state);
     }
 
     /// Counts a late reply and what became of it.
     pub fn late_reply(&self, tenant: &str, outcome: &str) {
-        self.late_replies
-            .get_or_create(&TenantOutcome {
-                tenant: tenant.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
+        count(&self.late_replies, tenant, outcome);
     }
 
     /// The metrics in the Prometheus text format.

@@ -185,15 +185,13 @@ impl Runtime {
         let started = Instant::now();
         let limits = ctx.limits;
         let name = plugin.name.to_string();
+        let host_failure = |plugin: String, reason: String| CallReport {
+            result: Err(Error::Host { plugin, reason }),
+            fuel_used: 0,
+            elapsed: started.elapsed(),
+        };
         let Ok(_slot) = self.slots.acquire().await else {
-            return CallReport {
-                result: Err(Error::Host {
-                    plugin: name,
-                    reason: "runtime is shutting down".into(),
-                }),
-                fuel_used: 0,
-                elapsed: started.elapsed(),
-            };
+            return host_failure(name, "runtime is shutting down".into());
         };
         let deadline = started + limits.deadline();
         let mut store = Store::new(
@@ -202,14 +200,7 @@ impl Runtime {
         );
         store.limiter(|state| &mut state.limiter);
         if let Err(e) = store.set_fuel(limits.fuel) {
-            return CallReport {
-                result: Err(Error::Host {
-                    plugin: name,
-                    reason: format!("{e:#}"),
-                }),
-                fuel_used: 0,
-                elapsed: started.elapsed(),
-            };
+            return host_failure(name, format!("{e:#}"));
         }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
