@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::plugin::{Limits, RuntimeLimits, valid_name};
+use crate::plugin::{HostPattern, Limits, RuntimeLimits, valid_name};
 use crate::wechat::{AesKey, Mode};
+use crate::wechat_api::{TokenEndpoint, check_path};
 
 /// The capabilities a tenant can grant a plugin (beyond log, config and kv, which every plugin
-/// has). Their host sides arrive with the WeChat API issue; granting them early is accepted.
+/// has): `wechat-api` (customer-service and template messages, raw calls to `api_paths`) and
+/// `http` (outbound requests to `http_hosts`).
 pub const CAPABILITIES: &[&str] = &["wechat-api", "http"];
 
 /// WeChat's own limit is 5 s; the passive budget must leave room to send the answer.
@@ -39,6 +41,8 @@ struct RawConfig {
     async_budget_ms: u64,
     #[serde(default = "default_dedup_ttl")]
     dedup_ttl_secs: u64,
+    #[serde(default = "default_api_timeout")]
+    api_timeout_ms: u64,
     #[serde(default)]
     limits: LimitOverrides,
     #[serde(default)]
@@ -68,6 +72,9 @@ fn default_async_budget() -> u64 {
 fn default_dedup_ttl() -> u64 {
     60
 }
+fn default_api_timeout() -> u64 {
+    5_000
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +87,8 @@ struct RawTenant {
     mode: Mode,
     app_secret: Option<String>,
     api_base_url: Option<String>,
+    #[serde(default)]
+    token_endpoint: TokenEndpoint,
     original_id: Option<String>,
     #[serde(default)]
     plugins: Vec<RawChainEntry>,
@@ -99,6 +108,10 @@ struct RawChainEntry {
     match_rules: MatchRules,
     #[serde(default)]
     capabilities: Vec<String>,
+    #[serde(default)]
+    api_paths: Vec<String>,
+    #[serde(default)]
+    http_hosts: Vec<String>,
     #[serde(default)]
     limits: LimitOverrides,
 }
@@ -135,6 +148,10 @@ struct LimitOverrides {
     kv_key_bytes: Option<u32>,
     kv_value_bytes: Option<u32>,
     kv_writes: Option<u32>,
+    api_calls: Option<u32>,
+    http_requests: Option<u32>,
+    http_timeout_ms: Option<u64>,
+    http_response_bytes: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -150,6 +167,10 @@ impl LimitOverrides {
             kv_key_bytes: self.kv_key_bytes.unwrap_or(base.kv_key_bytes),
             kv_value_bytes: self.kv_value_bytes.unwrap_or(base.kv_value_bytes),
             kv_writes: self.kv_writes.unwrap_or(base.kv_writes),
+            api_calls: self.api_calls.unwrap_or(base.api_calls),
+            http_requests: self.http_requests.unwrap_or(base.http_requests),
+            http_timeout_ms: self.http_timeout_ms.unwrap_or(base.http_timeout_ms),
+            http_response_bytes: self.http_response_bytes.unwrap_or(base.http_response_bytes),
         }
     }
 }
@@ -159,6 +180,11 @@ impl LimitOverrides {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret with this value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
     /// The secret's value.
     pub fn expose(&self) -> &str {
         &self.0
@@ -190,6 +216,8 @@ pub struct Config {
     pub async_budget_ms: u64,
     /// How long a handled message is remembered to answer WeChat's retries.
     pub dedup_ttl_secs: u64,
+    /// Timeout of one WeChat API request.
+    pub api_timeout_ms: u64,
     /// Default plugin limits.
     pub limits: Limits,
     /// Sizes of the plugin runtime (a change needs a restart).
@@ -215,6 +243,8 @@ pub struct TenantConfig {
     pub app_secret: Option<Secret>,
     /// The WeChat API base URL (tests, proxies).
     pub api_base_url: Option<String>,
+    /// Where access tokens come from.
+    pub token_endpoint: TokenEndpoint,
     /// When set, pushes must be addressed to it.
     pub original_id: Option<String>,
     /// The plugin chain, in order.
@@ -230,8 +260,8 @@ pub struct ChainEntryConfig {
     pub settings: serde_json::Map<String, serde_json::Value>,
     /// Which messages reach it.
     pub match_rules: MatchRules,
-    /// Capabilities granted.
-    pub capabilities: Vec<String>,
+    /// Capabilities granted, with their allow-lists.
+    pub grants: Grants,
     /// Its limits (defaults with overrides applied).
     pub limits: Limits,
 }
@@ -316,6 +346,9 @@ impl Config {
                 "must be at least 15 (WeChat retries for about 15 s)",
             );
         }
+        if !(100..=60_000).contains(&raw.api_timeout_ms) {
+            p.add("api_timeout_ms", "must be 100..=60000");
+        }
         if raw.runtime.max_concurrent_calls == 0 {
             p.add("runtime.max_concurrent_calls", "must be greater than 0");
         }
@@ -362,6 +395,7 @@ impl Config {
             passive_budget_ms: raw.passive_budget_ms,
             async_budget_ms: raw.async_budget_ms,
             dedup_ttl_secs: raw.dedup_ttl_secs,
+            api_timeout_ms: raw.api_timeout_ms,
             limits,
             runtime: raw.runtime,
             tenants,
@@ -484,17 +518,7 @@ fn tenant(
         {
             p.add(format!("{key}.match.regex"), e.to_string());
         }
-        for capability in &entry.capabilities {
-            if !CAPABILITIES.contains(&capability.as_str()) {
-                p.add(
-                    format!("{key}.capabilities"),
-                    format!(
-                        "unknown capability {capability:?} (known: {})",
-                        CAPABILITIES.join(", ")
-                    ),
-                );
-            }
-        }
+        let grants = grants(p, &key, &entry);
         let limits = entry.limits.apply(*defaults);
         check_limits(p, &format!("{key}.limits"), &limits, runtime);
         let settings = match serde_json::to_value(&entry.settings) {
@@ -508,7 +532,7 @@ fn tenant(
             name: entry.name,
             settings,
             match_rules: entry.match_rules,
-            capabilities: entry.capabilities,
+            grants,
             limits,
         });
     }
@@ -524,9 +548,73 @@ fn tenant(
         mode: t.mode,
         app_secret,
         api_base_url: t.api_base_url,
+        token_endpoint: t.token_endpoint,
         original_id: t.original_id,
         plugins,
     })
+}
+
+/// What a plugin may do beyond log, config and kv. Everything is denied unless granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// `wechat-api`: send customer-service and template messages; raw calls to these paths.
+    pub wechat_api: Option<Vec<String>>,
+    /// `http`: outbound requests to these hosts.
+    pub http: Option<Vec<HostPattern>>,
+}
+
+fn grants(p: &mut Problems, key: &str, entry: &RawChainEntry) -> Grants {
+    let mut grants = Grants::default();
+    for capability in &entry.capabilities {
+        match capability.as_str() {
+            "wechat-api" => grants.wechat_api = Some(Vec::new()),
+            "http" => grants.http = Some(Vec::new()),
+            _ => p.add(
+                format!("{key}.capabilities"),
+                format!(
+                    "unknown capability {capability:?} (known: {})",
+                    CAPABILITIES.join(", ")
+                ),
+            ),
+        }
+    }
+    match &mut grants.wechat_api {
+        Some(paths) => {
+            for path in &entry.api_paths {
+                match check_path(path) {
+                    Ok(path) => paths.push(path.to_owned()),
+                    Err(e) => p.add(format!("{key}.api_paths"), e.to_string()),
+                }
+            }
+        }
+        None if !entry.api_paths.is_empty() => p.add(
+            format!("{key}.api_paths"),
+            "needs the `wechat-api` capability in `capabilities`",
+        ),
+        None => {}
+    }
+    match &mut grants.http {
+        Some(hosts) => {
+            if entry.http_hosts.is_empty() {
+                p.add(
+                    format!("{key}.http_hosts"),
+                    "`http` is granted but no host is allowed: list the hosts the plugin may call",
+                );
+            }
+            for host in &entry.http_hosts {
+                match host.parse::<HostPattern>() {
+                    Ok(pattern) => hosts.push(pattern),
+                    Err(e) => p.add(format!("{key}.http_hosts"), e),
+                }
+            }
+        }
+        None if !entry.http_hosts.is_empty() => p.add(
+            format!("{key}.http_hosts"),
+            "needs the `http` capability in `capabilities`",
+        ),
+        None => {}
+    }
+    grants
 }
 
 #[cfg(test)]

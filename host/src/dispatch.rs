@@ -1,7 +1,8 @@
 //! The push pipeline: tenant → verify, decrypt, parse → dedup → plugin chain under the passive
 //! budget → encode (and encrypt). A chain still running when the budget ends is answered with
 //! `success`/empty at once and may go on within the async budget; its reply is then handed to
-//! late delivery.
+//! late delivery. A plugin may also answer early (`early-reply`) and keep working; what it
+//! returns afterwards is late too.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::dedup::{self, Answer, Begin, DedupStore};
-use crate::plugin::{Outcome, Registry};
+use crate::plugin::{EarlyReply, Outcome, Registry};
 use crate::telemetry::Metrics;
 use crate::tenant::{Tenant, TenantsHandle};
 use crate::wechat::{self, CallbackQuery, Message, Reply, push::no_reply};
@@ -54,34 +55,6 @@ pub trait LateReplies: Send + Sync + 'static {
         plugin: &'a str,
         reply: Reply,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-}
-
-/// Late delivery before the WeChat API client exists: the reply is logged (its type, never its
-/// content) and counted as `logged`.
-#[derive(Debug)]
-pub struct LogLateReplies {
-    /// Where the count goes.
-    pub metrics: Arc<Metrics>,
-}
-
-impl LateReplies for LogLateReplies {
-    fn deliver<'a>(
-        &'a self,
-        tenant: &'a Tenant,
-        _to_user: &'a str,
-        plugin: &'a str,
-        reply: Reply,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
-        Box::pin(async move {
-            tracing::info!(
-                tenant = %tenant.id,
-                plugin,
-                reply_type = reply.msg_type(),
-                "late reply produced after the passive budget (no customer-service sender configured)"
-            );
-            self.metrics.late_reply(&tenant.id, "logged");
-        })
-    }
 }
 
 /// What the chain decided.
@@ -206,28 +179,37 @@ impl Dispatcher {
         msg: &Message,
         started: Instant,
     ) -> (Answer, &'static str) {
+        let (early, mut early_answer) = EarlyReply::channel();
         let mut chain = tokio::spawn(
             run_chain(
                 Arc::clone(&self.registry),
                 Arc::clone(&self.metrics),
                 Arc::clone(tenant),
                 msg.clone(),
+                early,
             )
             .in_current_span(),
         );
         let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
-        match tokio::time::timeout_at(deadline, &mut chain).await {
-            Ok(Ok(ChainResult::Reply { reply, plugin })) => {
-                tracing::Span::current().record("plugin", plugin.as_str());
-                (Some(reply), "reply")
+        tokio::select! {
+            biased;
+            finished = &mut chain => match finished {
+                Ok(ChainResult::Reply { reply, plugin }) => {
+                    tracing::Span::current().record("plugin", plugin.as_str());
+                    (Some(reply), "reply")
+                }
+                Ok(ChainResult::Handled) => (None, "handled"),
+                Ok(ChainResult::Unanswered) => (None, "unanswered"),
+                Err(join) => {
+                    tracing::error!("plugin chain failed: {join}");
+                    (None, "chain_failed")
+                }
+            },
+            Ok(reply) = &mut early_answer => {
+                self.continue_late(Arc::clone(tenant), msg.from_user.clone(), chain, started);
+                (Some(reply), "early_reply")
             }
-            Ok(Ok(ChainResult::Handled)) => (None, "handled"),
-            Ok(Ok(ChainResult::Unanswered)) => (None, "unanswered"),
-            Ok(Err(join)) => {
-                tracing::error!("plugin chain failed: {join}");
-                (None, "chain_failed")
-            }
-            Err(_) => {
+            () = tokio::time::sleep_until(deadline) => {
                 tracing::warn!(
                     budget_ms = self.passive_budget.as_millis() as u64,
                     "passive budget exhausted; answering without a reply"
@@ -238,7 +220,8 @@ impl Dispatcher {
         }
     }
 
-    /// Lets a chain that missed the passive budget finish within the async budget.
+    /// Lets a chain that missed the passive budget (or answered early) finish within the async
+    /// budget; a reply it then returns goes to late delivery, within the same budget.
     fn continue_late(
         &self,
         tenant: Arc<Tenant>,
@@ -253,7 +236,11 @@ impl Dispatcher {
             async move {
                 match tokio::time::timeout_at(deadline, &mut chain).await {
                     Ok(Ok(ChainResult::Reply { reply, plugin })) => {
-                        late.deliver(&tenant, &to_user, &plugin, reply).await;
+                        let delivery = late.deliver(&tenant, &to_user, &plugin, reply);
+                        if tokio::time::timeout_at(deadline, delivery).await.is_err() {
+                            tracing::warn!("late reply still sending at the async budget; dropped");
+                            metrics.late_reply(&tenant.id, "dropped");
+                        }
                     }
                     Ok(Ok(ChainResult::Handled | ChainResult::Unanswered)) | Ok(Err(_)) => {}
                     Err(_) => {
@@ -275,6 +262,7 @@ async fn run_chain(
     metrics: Arc<Metrics>,
     tenant: Arc<Tenant>,
     msg: Message,
+    early: EarlyReply,
 ) -> ChainResult {
     for entry in &tenant.chain {
         if !entry.matches(&msg) {
@@ -284,7 +272,10 @@ async fn run_chain(
             tracing::warn!(plugin = %entry.plugin, "plugin not loaded; skipped");
             continue;
         };
-        let report = registry.runtime().call(&plugin, &entry.context, &msg).await;
+        let report = registry
+            .runtime()
+            .call_with(&plugin, &entry.context, &msg, early.clone())
+            .await;
         let error = report.result.as_ref().err().map(|e| e.kind());
         metrics.plugin_call(
             &tenant.id,

@@ -6,6 +6,10 @@
 //!   WeChat's 32-byte PKCS#7), `xml` (hardened reader), `message` (typed model of every message
 //!   and event), `reply` (the seven passive replies), `replay` (timestamp window), and `push`
 //!   (an account opening and answering a push, and building one as WeChat would).
+//! - [`wechat_api`]: the WeChat API client: access tokens (single-flight, stored), customer-service
+//!   and template messages, generic calls, typed errors, and late replies sent as
+//!   customer-service messages.
+//! - [`http_client`]: outbound HTTPS (rustls over ring).
 //! - [`config`]: `wxhost.toml`, raw serde structs validated into a ready `Config`.
 //! - [`tenant`]: each account's protocol identity and plugin chain (match rules compiled),
 //!   swapped as a whole on config reload.
@@ -30,6 +34,7 @@ pub mod dedup;
 pub mod demo;
 pub mod dispatch;
 pub mod http;
+pub mod http_client;
 pub mod plugin;
 pub mod scaffold;
 pub mod server;
@@ -38,3 +43,4 @@ pub mod storage;
 pub mod telemetry;
 pub mod tenant;
 pub mod wechat;
+pub mod wechat_api;

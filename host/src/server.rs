@@ -13,12 +13,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::dedup::MemoryDedup;
-use crate::dispatch::{Dispatcher, LogLateReplies};
+use crate::dispatch::Dispatcher;
 use crate::http::{AppState, router};
 use crate::plugin::{Registry, Runtime};
 use crate::storage::{KvStore, RedbKv};
 use crate::telemetry::Metrics;
-use crate::tenant::{Tenants, TenantsHandle};
+use crate::tenant::{Services, Tenants, TenantsHandle};
+use crate::wechat_api::{ApiClient, ApiLateReplies};
 
 /// How often the plugins folder is scanned (a new plugin serves within a second).
 const PLUGIN_SCAN: Duration = Duration::from_millis(250);
@@ -36,6 +37,8 @@ pub struct App {
     pub state: AppState,
     /// Plugin kv storage.
     pub kv: Arc<dyn KvStore>,
+    /// What tenants are built on (kept for config reloads).
+    pub services: Services,
     /// The plugins folder.
     pub registry: Arc<Registry>,
     /// The tenants.
@@ -58,16 +61,28 @@ impl App {
         )?);
         let registry = Arc::new(Registry::new(runtime, config.plugins_dir.clone()));
         registry.scan().await;
-        let tenants = Arc::new(TenantsHandle::new(Tenants::from_config(&config, &kv)?));
+        let metrics = Arc::new(Metrics::default());
+        let services = Services {
+            api: Arc::new(ApiClient::new(
+                Arc::clone(&kv),
+                Arc::clone(&metrics),
+                Duration::from_millis(config.api_timeout_ms),
+            )?),
+            http: crate::http_client::builder().build()?,
+            kv: Arc::clone(&kv),
+            metrics: Arc::clone(&metrics),
+        };
+        let tenants = Arc::new(TenantsHandle::new(Tenants::from_config(
+            &config, &services,
+        )?));
         warn_missing_plugins(&config, &registry);
 
-        let metrics = Arc::new(Metrics::default());
         let dispatcher = Arc::new(Dispatcher {
             tenants: Arc::clone(&tenants),
             registry: Arc::clone(&registry),
             dedup: Arc::new(MemoryDedup::new(Duration::from_secs(config.dedup_ttl_secs))),
             metrics: Arc::clone(&metrics),
-            late: Arc::new(LogLateReplies {
+            late: Arc::new(ApiLateReplies {
                 metrics: Arc::clone(&metrics),
             }),
             passive_budget: Duration::from_millis(config.passive_budget_ms),
@@ -81,6 +96,7 @@ impl App {
                 metrics,
             },
             kv,
+            services,
             registry,
             tenants,
         })
@@ -126,7 +142,7 @@ pub async fn run(
         config_path,
         app.config.clone(),
         Arc::clone(&app.tenants),
-        Arc::clone(&app.kv),
+        app.services.clone(),
         Arc::clone(&app.registry),
         stop.clone(),
     ));
@@ -198,7 +214,7 @@ async fn watch_config(
     path: PathBuf,
     running: Config,
     tenants: Arc<TenantsHandle>,
-    kv: Arc<dyn KvStore>,
+    services: Services,
     registry: Arc<Registry>,
     stop: CancellationToken,
 ) {
@@ -221,7 +237,7 @@ async fn watch_config(
                 continue;
             }
         };
-        match Tenants::from_config(&config, &kv) {
+        match Tenants::from_config(&config, &services) {
             Ok(new) => {
                 tracing::info!(tenants = ?new.ids(), "config reloaded");
                 tenants.store(new);

@@ -33,6 +33,13 @@ struct TenantPlugin {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiCall {
+    tenant: String,
+    api: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginError {
     tenant: String,
     plugin: String,
@@ -64,6 +71,9 @@ pub struct Metrics {
     plugin_errors: Family<PluginError, Counter>,
     dedup_hits: Family<TenantOutcome, Counter>,
     late_replies: Family<TenantOutcome, Counter>,
+    token_fetches: Family<TenantOutcome, Counter>,
+    api_calls: Family<ApiCall, Counter>,
+    http_requests: Family<PluginError, Counter>,
 }
 
 impl Default for Metrics {
@@ -107,8 +117,29 @@ impl Default for Metrics {
             "Replies produced after the passive budget (outcome: sent, failed, dropped)",
             late_replies.clone(),
         );
+        let token_fetches = Family::<TenantOutcome, Counter>::default();
+        registry.register(
+            "wxhost_access_token_fetches",
+            "Access token fetches from WeChat (outcome: ok, or the error kind)",
+            token_fetches.clone(),
+        );
+        let api_calls = Family::<ApiCall, Counter>::default();
+        registry.register(
+            "wxhost_wechat_api_calls",
+            "WeChat API requests by path (outcome: ok, or the error kind such as errcode_45015)",
+            api_calls.clone(),
+        );
+        let http_requests = Family::<PluginError, Counter>::default();
+        registry.register(
+            "wxhost_plugin_http_requests",
+            "Outbound HTTP requests of plugins (kind: sent, denied, or the failure)",
+            http_requests.clone(),
+        );
         Metrics {
             registry,
+            token_fetches,
+            api_calls,
+            http_requests,
             requests,
             plugin_seconds,
             plugin_fuel,
@@ -161,6 +192,33 @@ impl Metrics {
     /// Counts a late reply and what became of it.
     pub fn late_reply(&self, tenant: &str, outcome: &str) {
         count(&self.late_replies, tenant, outcome);
+    }
+
+    /// Counts an access token fetch of `tenant`.
+    pub fn token_fetch(&self, tenant: &str, outcome: &str) {
+        count(&self.token_fetches, tenant, outcome);
+    }
+
+    /// Counts a WeChat API request to `api` (a path) of `tenant`.
+    pub fn api_call(&self, tenant: &str, api: &str, outcome: &str) {
+        self.api_calls
+            .get_or_create(&ApiCall {
+                tenant: tenant.to_owned(),
+                api: api.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an outbound HTTP request of `plugin` in `tenant`.
+    pub fn http_request(&self, tenant: &str, plugin: &str, kind: &str) {
+        self.http_requests
+            .get_or_create(&PluginError {
+                tenant: tenant.to_owned(),
+                plugin: plugin.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// The metrics in the Prometheus text format.

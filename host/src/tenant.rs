@@ -7,9 +7,24 @@ use std::sync::{Arc, RwLock};
 use regex::Regex;
 
 use crate::config::{ChainEntryConfig, Config, MatchRules, Secret, TenantConfig};
-use crate::plugin::CallContext;
+use crate::plugin::{ApiGrant, CallContext, HttpGrant};
 use crate::storage::KvStore;
+use crate::telemetry::Metrics;
 use crate::wechat::{self, Account, Content, Message, TimestampWindow};
+use crate::wechat_api::{AccountApi, ApiClient, Credentials, DEFAULT_BASE_URL};
+
+/// What tenants are built on: shared by every tenant and kept across config reloads.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Plugin data (and the host's own, such as access tokens).
+    pub kv: Arc<dyn KvStore>,
+    /// The WeChat API client.
+    pub api: Arc<ApiClient>,
+    /// The client of plugins' outbound HTTP.
+    pub http: reqwest::Client,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
 
 /// One plugin of a tenant's chain, ready to call.
 #[derive(Debug)]
@@ -18,8 +33,6 @@ pub struct ChainEntry {
     pub plugin: String,
     /// What the plugin sees: settings, kv namespace, limits.
     pub context: CallContext,
-    /// Capabilities granted.
-    pub capabilities: Vec<String>,
     matcher: Matcher,
 }
 
@@ -91,17 +104,21 @@ pub struct Tenant {
     pub account: Account,
     /// The plugin chain, in order.
     pub chain: Vec<ChainEntry>,
-    /// The app secret, for the WeChat API.
-    pub app_secret: Option<Secret>,
-    /// The WeChat API base URL.
-    pub api_base_url: Option<String>,
+    /// The WeChat API as this account (fails with `NoSecret` without an app secret).
+    pub api: AccountApi,
+    api_enabled: bool,
 }
 
 impl Tenant {
+    /// Whether the tenant has an app secret, so the WeChat API can work.
+    pub fn api_enabled(&self) -> bool {
+        self.api_enabled
+    }
+
     fn build(
         config: &TenantConfig,
         window: TimestampWindow,
-        kv: &Arc<dyn KvStore>,
+        services: &Services,
     ) -> anyhow::Result<Self> {
         let key = config.encoding_aes_key.as_ref().map(Secret::expose);
         let mut account = Account::new(&config.appid, config.token.expose(), key, config.mode)
@@ -110,19 +127,42 @@ impl Tenant {
         if let Some(original_id) = &config.original_id {
             account = account.with_original_id(original_id);
         }
+        let api = services.api.account(Credentials {
+            tenant: config.id.clone(),
+            appid: config.appid.clone(),
+            secret: config.app_secret.clone(),
+            base_url: config
+                .api_base_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            token_endpoint: config.token_endpoint,
+        });
         let chain = config
             .plugins
             .iter()
             .map(|entry: &ChainEntryConfig| {
+                let mut context = CallContext::new(
+                    config.id.clone(),
+                    entry.settings.clone(),
+                    Arc::clone(&services.kv),
+                    entry.limits,
+                );
+                if let Some(paths) = &entry.grants.wechat_api {
+                    context = context.with_api(ApiGrant {
+                        api: api.clone(),
+                        paths: paths.clone().into(),
+                    });
+                }
+                if let Some(hosts) = &entry.grants.http {
+                    context = context.with_http(HttpGrant {
+                        client: services.http.clone(),
+                        hosts: hosts.clone().into(),
+                        metrics: Arc::clone(&services.metrics),
+                    });
+                }
                 Ok(ChainEntry {
                     plugin: entry.name.clone(),
-                    context: CallContext::new(
-                        config.id.clone(),
-                        entry.settings.clone(),
-                        Arc::clone(kv),
-                        entry.limits,
-                    ),
-                    capabilities: entry.capabilities.clone(),
+                    context,
                     matcher: Matcher::new(&entry.match_rules)?,
                 })
             })
@@ -131,8 +171,8 @@ impl Tenant {
             id: config.id.clone(),
             account,
             chain,
-            app_secret: config.app_secret.clone(),
-            api_base_url: config.api_base_url.clone(),
+            api,
+            api_enabled: config.app_secret.is_some(),
         })
     }
 }
@@ -144,13 +184,13 @@ pub struct Tenants {
 }
 
 impl Tenants {
-    /// Builds every tenant of `config`, their plugin data in `kv`.
-    pub fn from_config(config: &Config, kv: &Arc<dyn KvStore>) -> anyhow::Result<Self> {
+    /// Builds every tenant of `config` on `services`.
+    pub fn from_config(config: &Config, services: &Services) -> anyhow::Result<Self> {
         let window = TimestampWindow::new(config.timestamp_skew_secs);
         let by_id = config
             .tenants
             .iter()
-            .map(|t| Ok((t.id.clone(), Arc::new(Tenant::build(t, window, kv)?))))
+            .map(|t| Ok((t.id.clone(), Arc::new(Tenant::build(t, window, services)?))))
             .collect::<anyhow::Result<_>>()?;
         Ok(Tenants { by_id })
     }

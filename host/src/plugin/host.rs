@@ -1,16 +1,20 @@
-//! The state of one plugin call (its `Store` data) and the host side of the WIT imports:
-//! `log`, `config` and `kv`, each enforcing the call's caps.
+//! The state of one plugin call (its `Store` data) and the host side of the WIT imports
+//! every plugin has: `log`, `config` and `kv`, each enforcing the call's caps. The granted
+//! imports live in `capabilities` and `outbound`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::wxhost::plugin::{config, kv, log, types};
+use super::capabilities::{ApiGrant, EarlyReply};
 use super::capture::Capture;
 use super::limits::Limits;
+use super::outbound::{HttpGrant, OutboundHttp};
 use crate::storage::{self, KvStore, Namespace};
 
 /// What a call of a plugin for one tenant may see: its settings and its kv namespace.
@@ -26,6 +30,10 @@ pub struct CallContext {
     pub kv: Arc<dyn KvStore>,
     /// This call's limits.
     pub limits: Limits,
+    /// The `wechat-api` capability, when granted.
+    pub api: Option<ApiGrant>,
+    /// The `http` capability, when granted.
+    pub http: Option<HttpGrant>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -52,7 +60,21 @@ impl CallContext {
             settings_json: settings_json.into(),
             kv,
             limits,
+            api: None,
+            http: None,
         }
+    }
+
+    /// Grants `wechat-api`.
+    pub fn with_api(mut self, grant: ApiGrant) -> Self {
+        self.api = Some(grant);
+        self
+    }
+
+    /// Grants `http`.
+    pub fn with_http(mut self, grant: HttpGrant) -> Self {
+        self.http = Some(grant);
+        self
     }
 }
 
@@ -104,11 +126,18 @@ impl ResourceLimiter for Limiter {
 /// The data of one call's `Store`.
 pub struct CallState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: OutboundHttp,
     table: ResourceTable,
     /// Memory and table caps.
     pub limiter: Limiter,
-    plugin: Arc<str>,
-    ctx: CallContext,
+    pub(super) plugin: Arc<str>,
+    pub(super) ctx: CallContext,
+    /// The sender of the message being handled.
+    pub(super) from_user: String,
+    pub(super) early: EarlyReply,
+    pub(super) api_calls: u32,
+    pub(super) deadline: Instant,
     namespace: Namespace,
     log_lines: u32,
     /// Log lines dropped past the cap.
@@ -121,9 +150,16 @@ pub struct CallState {
 }
 
 impl CallState {
-    /// Fresh state for calling `plugin` in `ctx`: WASI with nothing granted (no files, no
-    /// environment, no sockets), output captured.
-    pub fn new(plugin: Arc<str>, ctx: CallContext) -> Self {
+    /// Fresh state for calling `plugin` in `ctx` on a message from `from_user`, ending at
+    /// `deadline`: WASI with nothing granted (no files, no environment, no sockets), output
+    /// captured, HTTP and the WeChat API only as granted.
+    pub fn new(
+        plugin: Arc<str>,
+        ctx: CallContext,
+        from_user: &str,
+        early: EarlyReply,
+        deadline: Instant,
+    ) -> Self {
         let limits = ctx.limits;
         let stdout = Capture::new(limits.output_bytes as usize);
         let stderr = Capture::new(limits.output_bytes as usize);
@@ -132,8 +168,17 @@ impl CallState {
             .stderr(stderr.clone())
             .max_random_size(64 * 1024)
             .build();
+        let outbound = OutboundHttp::new(
+            ctx.http.clone(),
+            &ctx.tenant,
+            Arc::clone(&plugin),
+            &limits,
+            deadline,
+        );
         CallState {
             wasi,
+            http: WasiHttpCtx::new(),
+            outbound,
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
@@ -143,6 +188,10 @@ impl CallState {
             namespace: Namespace::new(ctx.tenant.clone(), plugin.to_string()),
             plugin,
             ctx,
+            from_user: from_user.to_owned(),
+            early,
+            api_calls: 0,
+            deadline,
             log_lines: 0,
             dropped_log_lines: 0,
             kv_writes: 0,
@@ -181,6 +230,16 @@ impl WasiView for CallState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.outbound,
+            table: &mut self.table,
+            ctx: &mut self.http,
         }
     }
 }

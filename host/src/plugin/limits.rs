@@ -30,6 +30,14 @@ pub struct Limits {
     pub kv_value_bytes: u32,
     /// kv writes (set, delete, increment) per call.
     pub kv_writes: u32,
+    /// WeChat API calls per call (with the `wechat-api` capability).
+    pub api_calls: u32,
+    /// Outbound HTTP requests per call (with the `http` capability).
+    pub http_requests: u32,
+    /// Timeout of one outbound HTTP request, in milliseconds (also bounded by the deadline).
+    pub http_timeout_ms: u64,
+    /// Bytes of one outbound HTTP response body (a larger body fails the request).
+    pub http_response_bytes: u64,
 }
 
 impl Default for Limits {
@@ -45,6 +53,10 @@ impl Default for Limits {
             kv_key_bytes: 256,
             kv_value_bytes: 64 * 1024,
             kv_writes: 100,
+            api_calls: 10,
+            http_requests: 10,
+            http_timeout_ms: 5_000,
+            http_response_bytes: 1024 * 1024,
         }
     }
 }
@@ -53,6 +65,11 @@ impl Limits {
     /// The deadline as a duration.
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
+    }
+
+    /// The outbound HTTP timeout as a duration.
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_timeout_ms)
     }
 
     /// Checks the limits are usable; the error names the field.
@@ -64,6 +81,7 @@ impl Limits {
             ("table_elements", u64::from(self.table_elements)),
             ("log_line_bytes", u64::from(self.log_line_bytes)),
             ("kv_key_bytes", u64::from(self.kv_key_bytes)),
+            ("http_timeout_ms", self.http_timeout_ms),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -1,20 +1,26 @@
 //! Sandboxed WebAssembly plugins: the runtime (one engine, fresh instance per call under fuel,
 //! deadline and memory caps), the hot-reloaded plugins folder, and the host side of the WIT
-//! imports.
+//! imports (log, config, kv for all; early-reply; wechat-api and outbound HTTP as granted).
 
+mod allow_list;
 mod bindings;
 mod cache;
+mod capabilities;
 mod capture;
 mod convert;
 mod error;
 mod host;
 mod limits;
+mod outbound;
 mod registry;
 mod runtime;
 
+pub use allow_list::HostPattern;
 pub use cache::{Origin, wasm_hash};
+pub use capabilities::{ApiGrant, EarlyReply};
 pub use error::Error;
 pub use host::CallContext;
 pub use limits::{Limits, RuntimeLimits};
+pub use outbound::HttpGrant;
 pub use registry::{Registry, ScanReport, valid_name};
 pub use runtime::{CallReport, Outcome, Plugin, Runtime};

@@ -13,6 +13,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{Plugin as PluginBindings, PluginPre};
 use super::cache::{CompileCache, Origin, wasm_hash};
+use super::capabilities::EarlyReply;
 use super::convert;
 use super::error::Error;
 use super::host::{CallContext, CallState, truncate};
@@ -132,6 +133,8 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)?;
         PluginBindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(anyhow::Error::from)?;
 
@@ -182,6 +185,18 @@ impl Runtime {
         ctx: &CallContext,
         msg: &wechat::Message,
     ) -> CallReport {
+        self.call_with(plugin, ctx, msg, EarlyReply::default())
+            .await
+    }
+
+    /// [`Runtime::call`], with `early` receiving a reply the plugin sends before it returns.
+    pub async fn call_with(
+        &self,
+        plugin: &Plugin,
+        ctx: &CallContext,
+        msg: &wechat::Message,
+        early: EarlyReply,
+    ) -> CallReport {
         let started = Instant::now();
         let limits = ctx.limits;
         let name = plugin.name.to_string();
@@ -196,7 +211,13 @@ impl Runtime {
         let deadline = started + limits.deadline();
         let mut store = Store::new(
             &self.engine,
-            CallState::new(plugin.name.clone(), ctx.clone()),
+            CallState::new(
+                plugin.name.clone(),
+                ctx.clone(),
+                &msg.from_user,
+                early,
+                deadline,
+            ),
         );
         store.limiter(|state| &mut state.limiter);
         if let Err(e) = store.set_fuel(limits.fuel) {

@@ -30,6 +30,12 @@ impl Namespace {
         }
     }
 
+    /// The host's own data for `tenant` (its access token, …): no plugin can reach it, since
+    /// plugin names are never empty.
+    pub fn host(tenant: impl Into<String>) -> Self {
+        Namespace::new(tenant, "")
+    }
+
     /// The tenant id.
     pub fn tenant(&self) -> &str {
         &self.tenant

@@ -1,0 +1,216 @@
+//! Outbound HTTP of plugins (`wasi:http/outgoing-handler`): allowed only with the `http`
+//! capability, only to hosts on the plugin's allow-list, a limited number of times per call,
+//! each request under a timeout (never past the call's deadline) and a response-size cap.
+//! Requests go out through the host's shared client (rustls, connection pooling).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::allow_list::HostPattern;
+use super::limits::Limits;
+use crate::telemetry::Metrics;
+
+/// The largest request body a plugin may send.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// The `http` capability as granted to one plugin in one tenant.
+#[derive(Debug, Clone)]
+pub struct HttpGrant {
+    /// The shared outbound client.
+    pub client: reqwest::Client,
+    /// The hosts the plugin may reach.
+    pub hosts: Arc<[HostPattern]>,
+    /// Where requests are counted.
+    pub metrics: Arc<Metrics>,
+}
+
+type Response = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+);
+
+/// The per-call side of outbound HTTP: the `WasiHttpHooks` of one plugin call.
+#[derive(Debug)]
+pub struct OutboundHttp {
+    grant: Option<HttpGrant>,
+    tenant: String,
+    plugin: Arc<str>,
+    requests_left: u32,
+    timeout: Duration,
+    max_response_bytes: u64,
+    deadline: Instant,
+}
+
+impl OutboundHttp {
+    /// The hooks of a call of `plugin` in `tenant` ending at `deadline`.
+    pub fn new(
+        grant: Option<HttpGrant>,
+        tenant: &str,
+        plugin: Arc<str>,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> Self {
+        OutboundHttp {
+            grant,
+            tenant: tenant.to_owned(),
+            plugin,
+            requests_left: limits.http_requests,
+            timeout: limits.http_timeout(),
+            max_response_bytes: limits.http_response_bytes,
+            deadline,
+        }
+    }
+
+    /// Why `request` may not go out, if it may not.
+    fn refusal(&mut self, request: &http::Request<WasiBody>) -> Option<String> {
+        let Some(grant) = &self.grant else {
+            return Some("the `http` capability is not granted".into());
+        };
+        let uri = request.uri();
+        let Some(host) = uri.host() else {
+            return Some("the request has no host".into());
+        };
+        let default_port = if uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            80
+        } else {
+            443
+        };
+        let port = uri.port_u16().unwrap_or(default_port);
+        if !grant
+            .hosts
+            .iter()
+            .any(|p| p.allows(host, port, default_port))
+        {
+            return Some(format!("{host}:{port} is not on the plugin's http_hosts"));
+        }
+        if self.requests_left == 0 {
+            return Some("this call used up its http_requests".into());
+        }
+        self.requests_left -= 1;
+        None
+    }
+}
+
+impl WasiHttpHooks for OutboundHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Result<Response, HttpError>> + Send> {
+        let (tenant, plugin) = (self.tenant.clone(), Arc::clone(&self.plugin));
+        if let Some(reason) = self.refusal(&request) {
+            tracing::warn!(%tenant, %plugin, uri = %redacted(request.uri()), "outbound HTTP denied: {reason}");
+            if let Some(grant) = &self.grant {
+                grant.metrics.http_request(&tenant, &plugin, "denied");
+            }
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        let Some(grant) = self.grant.clone() else {
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        };
+        let guest_timeout = options
+            .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
+            .unwrap_or(self.timeout);
+        let timeout = self
+            .timeout
+            .min(guest_timeout)
+            .min(self.deadline.saturating_duration_since(Instant::now()));
+        let max = self.max_response_bytes;
+        Box::new(async move {
+            let result =
+                match tokio::time::timeout(timeout, send(&grant.client, request, max)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(HttpError::HttpResponseTimeout),
+                };
+            let kind = match &result {
+                Ok(_) => "sent".to_owned(),
+                Err(e) => format!("{e:?}")
+                    .split('(')
+                    .next()
+                    .unwrap_or("error")
+                    .to_owned(),
+            };
+            grant.metrics.http_request(&tenant, &plugin, &kind);
+            if let Err(e) = &result {
+                tracing::info!(%tenant, %plugin, "outbound HTTP failed: {e}");
+            }
+            result
+        })
+    }
+}
+
+/// Sends `request` with `client`; reads at most `max` bytes of the answer.
+async fn send(
+    client: &reqwest::Client,
+    request: http::Request<WasiBody>,
+    max: u64,
+) -> Result<Response, HttpError> {
+    let (parts, body) = request.into_parts();
+    let body = http_body_util::Limited::new(body, MAX_REQUEST_BYTES)
+        .collect()
+        .await
+        .map_err(|_| HttpError::HttpRequestBodySize(Some(MAX_REQUEST_BYTES as u64)))?
+        .to_bytes();
+    let url = parts.uri.to_string();
+    let mut response = client
+        .request(parts.method, url)
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(request_error)?;
+    if response.content_length().is_some_and(|len| len > max) {
+        return Err(HttpError::HttpResponseBodySize(response.content_length()));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(request_error)? {
+        if (bytes.len() + chunk.len()) as u64 > max {
+            return Err(HttpError::HttpResponseBodySize(Some(max)));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let mut answer = http::Response::builder().status(response.status());
+    if let Some(headers) = answer.headers_mut() {
+        headers.extend(
+            response
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
+        // The body is whole now: hop-by-hop framing headers no longer describe it.
+        headers.remove(http::header::TRANSFER_ENCODING);
+    }
+    let body = Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let answer = answer
+        .body(body)
+        .map_err(|e| HttpError::InternalError(Some(e.to_string())))?;
+    Ok((answer, Box::new(async { Ok(()) })))
+}
+
+fn request_error(e: reqwest::Error) -> HttpError {
+    if e.is_timeout() {
+        HttpError::HttpResponseTimeout
+    } else if e.is_connect() {
+        HttpError::ConnectionRefused
+    } else {
+        HttpError::InternalError(Some(e.without_url().to_string()))
+    }
+}
+
+/// The URI without its query (which may carry credentials) for logs.
+fn redacted(uri: &http::Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or("?"),
+        uri.authority().map_or("", |a| a.as_str()),
+        uri.path()
+    )
+}
