@@ -194,6 +194,13 @@ impl Dispatcher {
         tokio::select! {
             biased;
             finished = &mut chain => match finished {
+                // A plugin answered early, then returned: the early reply is the passive one
+                // and what it returned goes late.
+                Ok(result) if !early_answer.is_empty() => {
+                    let finished = tokio::spawn(std::future::ready(result));
+                    self.continue_late(Arc::clone(tenant), msg.from_user.clone(), finished, started);
+                    (early_answer.try_recv().ok(), "early_reply")
+                }
                 Ok(ChainResult::Reply { reply, plugin }) => {
                     tracing::Span::current().record("plugin", plugin.as_str());
                     (Some(reply), "reply")

@@ -179,7 +179,8 @@ pub async fn send(
     let answer = match target {
         Target::Remote(base) => {
             let url = format!("{}/wx/{tenant}", base.trim_end_matches('/'));
-            let response = reqwest::Client::new()
+            let response = crate::http_client::builder()
+                .build()?
                 .post(&url)
                 .query(&query)
                 .header("content-type", "text/xml")

@@ -22,9 +22,201 @@ pub fn handle<P: crate::Plugin>(msg: Message) -> Result<Outcome, String> {
 
 /// The wasm side of the capabilities (see `runtime`).
 pub(crate) mod imports {
-    use super::wxhost::plugin::{config, kv as wkv, log as wlog};
-    use crate::kv;
+    use super::wxhost::plugin::{config, early_reply, kv as wkv, log as wlog, wechat_api as wapi};
     use crate::log::Level;
+    use crate::wechat::{ApiError, CustomMessage, Method, TemplateMessage};
+    use crate::{http, kv};
+
+    pub fn early_reply(reply: crate::Reply) -> Result<(), String> {
+        early_reply::send(&super::reply(reply))
+    }
+
+    fn api_error(e: wapi::Error) -> ApiError {
+        match e {
+            wapi::Error::Denied(why) => ApiError::Denied(why),
+            wapi::Error::Wechat(e) => ApiError::WeChat {
+                code: e.code,
+                message: e.message,
+            },
+            wapi::Error::Invalid(why) => ApiError::Invalid(why),
+            wapi::Error::Unavailable(why) => ApiError::Unavailable(why),
+        }
+    }
+
+    pub fn send_custom(to_user: Option<&str>, message: &CustomMessage) -> Result<(), ApiError> {
+        let message = match message.clone() {
+            CustomMessage::Text(text) => wapi::CustomMessage::Text(text),
+            CustomMessage::Image { media_id } => wapi::CustomMessage::Image(media_id),
+            CustomMessage::Voice { media_id } => wapi::CustomMessage::Voice(media_id),
+            CustomMessage::Video {
+                media_id,
+                thumb_media_id,
+                title,
+                description,
+            } => wapi::CustomMessage::Video(wapi::VideoMessage {
+                media_id,
+                thumb_media_id,
+                title,
+                description,
+            }),
+            CustomMessage::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            } => wapi::CustomMessage::Music(super::wit::MusicReply {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            }),
+            CustomMessage::News(a) => wapi::CustomMessage::News(super::wit::Article {
+                title: a.title,
+                description: a.description,
+                pic_url: a.pic_url,
+                url: a.url,
+            }),
+            CustomMessage::MiniProgramPage {
+                title,
+                app_id,
+                page_path,
+                thumb_media_id,
+            } => wapi::CustomMessage::MiniProgramPage(wapi::MiniProgramCard {
+                title,
+                app_id,
+                page_path,
+                thumb_media_id,
+            }),
+        };
+        wapi::send_custom(to_user, &message).map_err(api_error)
+    }
+
+    pub fn send_template(message: &TemplateMessage) -> Result<u64, ApiError> {
+        let message = message.clone();
+        wapi::send_template(&wapi::TemplateMessage {
+            to_user: message.to_user,
+            template_id: message.template_id,
+            url: message.url,
+            mini_program: message
+                .mini_program
+                .map(|(app_id, page_path)| wapi::MiniProgramLink { app_id, page_path }),
+            data: message
+                .data
+                .into_iter()
+                .map(|(name, value, color)| wapi::TemplateField { name, value, color })
+                .collect(),
+            client_msg_id: message.client_msg_id,
+        })
+        .map_err(api_error)
+    }
+
+    pub fn api_call(
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<String>,
+    ) -> Result<String, ApiError> {
+        let method = match method {
+            Method::Get => wapi::Method::Get,
+            Method::Post => wapi::Method::Post,
+        };
+        wapi::call(method, path, query, body.as_deref()).map_err(api_error)
+    }
+
+    /// One request through `wasi:http/outgoing-handler`: the body is written after `handle`
+    /// (the host reads it while it sends) and always finished, the response read whole.
+    pub fn http_send(request: &http::Request) -> Result<http::Response, http::Error> {
+        use wasip2::http::outgoing_handler;
+        use wasip2::http::types::{
+            ErrorCode, Fields, Method as M, OutgoingBody, OutgoingRequest, Scheme,
+        };
+        use wasip2::io::streams::StreamError;
+
+        let failed = |what: &str| http::Error::Failed(what.to_owned());
+        let (https, authority, path) = http::split_url(&request.url)?;
+        let headers: Vec<(String, Vec<u8>)> = request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
+            .collect();
+        let fields = Fields::from_list(&headers).map_err(|e| failed(&format!("header: {e:?}")))?;
+        let outgoing = OutgoingRequest::new(fields);
+        let method = match request.method.to_ascii_uppercase().as_str() {
+            "GET" => M::Get,
+            "POST" => M::Post,
+            "PUT" => M::Put,
+            "DELETE" => M::Delete,
+            "PATCH" => M::Patch,
+            "HEAD" => M::Head,
+            "OPTIONS" => M::Options,
+            other => M::Other(other.to_owned()),
+        };
+        let scheme = if https { Scheme::Https } else { Scheme::Http };
+        outgoing
+            .set_method(&method)
+            .map_err(|()| failed("method"))?;
+        outgoing
+            .set_scheme(Some(&scheme))
+            .map_err(|()| failed("scheme"))?;
+        outgoing
+            .set_authority(Some(authority))
+            .map_err(|()| http::Error::InvalidUrl(request.url.clone()))?;
+        outgoing
+            .set_path_with_query(Some(&path))
+            .map_err(|()| http::Error::InvalidUrl(request.url.clone()))?;
+        let body = outgoing.body().map_err(|()| failed("request body"))?;
+        let code = |e: ErrorCode| match e {
+            ErrorCode::HttpRequestDenied => http::Error::Denied,
+            other => http::Error::Failed(format!("{other:?}")),
+        };
+        let pending = outgoing_handler::handle(outgoing, None).map_err(code)?;
+        {
+            let stream = body.write().map_err(|()| failed("request body"))?;
+            for chunk in request.body.chunks(4096) {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| failed(&format!("writing the body: {e:?}")))?;
+            }
+        }
+        OutgoingBody::finish(body, None).map_err(code)?;
+        pending.subscribe().block();
+        let response = pending
+            .get()
+            .ok_or_else(|| failed("no response"))?
+            .map_err(|()| failed("response taken twice"))?
+            .map_err(code)?;
+        let status = response.status();
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        let incoming = response.consume().map_err(|()| failed("response body"))?;
+        let mut body = Vec::new();
+        {
+            let stream = incoming.stream().map_err(|()| failed("response body"))?;
+            loop {
+                match stream.blocking_read(64 * 1024) {
+                    Ok(chunk) => body.extend_from_slice(&chunk),
+                    Err(StreamError::Closed) => break,
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        return Err(failed(&format!(
+                            "reading the body: {}",
+                            e.to_debug_string()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(http::Response {
+            status,
+            headers,
+            body,
+        })
+    }
 
     pub fn log(level: Level, message: &str) {
         let level = match level {
@@ -237,48 +429,52 @@ fn event(e: wit::Event) -> Event {
 
 fn outcome(o: SdkOutcome) -> Outcome {
     match o {
-        SdkOutcome::Reply(reply) => Outcome::Reply(match reply {
-            Reply::Text(text) => wit::Reply::Text(text),
-            Reply::Image { media_id } => wit::Reply::Image(media_id),
-            Reply::Voice { media_id } => wit::Reply::Voice(media_id),
-            Reply::Video {
-                media_id,
-                title,
-                description,
-            } => wit::Reply::Video(wit::VideoReply {
-                media_id,
-                title,
-                description,
-            }),
-            Reply::Music {
-                title,
-                description,
-                music_url,
-                hq_music_url,
-                thumb_media_id,
-            } => wit::Reply::Music(wit::MusicReply {
-                title,
-                description,
-                music_url,
-                hq_music_url,
-                thumb_media_id,
-            }),
-            Reply::News(articles) => wit::Reply::News(
-                articles
-                    .into_iter()
-                    .map(|a: Article| wit::Article {
-                        title: a.title,
-                        description: a.description,
-                        pic_url: a.pic_url,
-                        url: a.url,
-                    })
-                    .collect(),
-            ),
-            Reply::TransferCustomerService { kf_account } => {
-                wit::Reply::TransferCustomerService(kf_account)
-            }
-        }),
+        SdkOutcome::Reply(r) => Outcome::Reply(reply(r)),
         SdkOutcome::Handled => Outcome::Handled,
         SdkOutcome::Pass => Outcome::Pass,
+    }
+}
+
+fn reply(r: Reply) -> wit::Reply {
+    match r {
+        Reply::Text(text) => wit::Reply::Text(text),
+        Reply::Image { media_id } => wit::Reply::Image(media_id),
+        Reply::Voice { media_id } => wit::Reply::Voice(media_id),
+        Reply::Video {
+            media_id,
+            title,
+            description,
+        } => wit::Reply::Video(wit::VideoReply {
+            media_id,
+            title,
+            description,
+        }),
+        Reply::Music {
+            title,
+            description,
+            music_url,
+            hq_music_url,
+            thumb_media_id,
+        } => wit::Reply::Music(wit::MusicReply {
+            title,
+            description,
+            music_url,
+            hq_music_url,
+            thumb_media_id,
+        }),
+        Reply::News(articles) => wit::Reply::News(
+            articles
+                .into_iter()
+                .map(|a: Article| wit::Article {
+                    title: a.title,
+                    description: a.description,
+                    pic_url: a.pic_url,
+                    url: a.url,
+                })
+                .collect(),
+        ),
+        Reply::TransferCustomerService { kf_account } => {
+            wit::Reply::TransferCustomerService(kf_account)
+        }
     }
 }

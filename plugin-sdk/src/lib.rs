@@ -8,7 +8,9 @@
 //!
 //! Each message is handled in a fresh instance under a fuel budget, a deadline and a memory
 //! cap, so keep state in [`kv`], not in statics. The plugin reads its per-tenant settings with
-//! [`config`] and writes log lines with [`log`].
+//! [`config`] and writes log lines with [`log`]. With capabilities the tenant grants, it calls
+//! the WeChat API ([`wechat`]) and outside services ([`http`]); [`reply_early`] answers WeChat
+//! at once while the plugin keeps working.
 //!
 //! # Example
 //!
@@ -44,6 +46,7 @@
 
 pub mod config;
 mod error;
+pub mod http;
 pub mod kv;
 pub mod log;
 mod message;
@@ -51,6 +54,7 @@ mod reply;
 mod runtime;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod wechat;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
@@ -68,6 +72,14 @@ pub trait Plugin {
     /// ([`Outcome::Handled`]), or let the next plugin try ([`Outcome::Pass`]). An error is
     /// logged by the host, which goes on with the next plugin.
     fn handle(msg: &Message) -> Result<Outcome>;
+}
+
+/// Answers WeChat with `reply` now and keeps working: for work that takes longer than WeChat
+/// waits (about 5 s). A [`Reply`] the plugin returns afterwards is sent as a customer-service
+/// message (the tenant needs an app secret). Fails when the message was already answered or
+/// the reply is invalid.
+pub fn reply_early(reply: Reply) -> Result<()> {
+    runtime::host::early_reply(reply).map_err(Error::msg)
 }
 
 /// Exports a [`Plugin`] type as the component's `handle` function.

@@ -1,5 +1,6 @@
-//! Unit-test plugins natively (no wasm): a [`TestHost`] with fake kv, settings and a log
-//! recorder, and builders for messages.
+//! Unit-test plugins natively (no wasm): a [`TestHost`] with fake kv, settings, a log
+//! recorder, canned HTTP responses and WeChat API answers, a record of what was sent, and
+//! builders for messages.
 //!
 //! ```
 //! use wxhost_sdk::testing::{TestHost, text_message};
@@ -17,9 +18,12 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
+use crate::http;
 use crate::kv;
 use crate::log::Level;
 use crate::message::{Content, Envelope, Event, Message};
+use crate::reply::Reply;
+use crate::wechat::{ApiError, CustomMessage, TemplateMessage};
 
 /// Limits the fake kv enforces, the same defaults as the host's.
 const KEY_BYTES: usize = 256;
@@ -30,6 +34,11 @@ struct State {
     settings: serde_json::Map<String, serde_json::Value>,
     kv: HashMap<String, (Vec<u8>, Option<u32>)>,
     logs: Vec<(Level, String)>,
+    http: HashMap<String, http::Response>,
+    api_answers: HashMap<String, String>,
+    early: Vec<Reply>,
+    custom: Vec<(Option<String>, CustomMessage)>,
+    templates: Vec<TemplateMessage>,
 }
 
 /// A fake host: settings, an in-memory kv (TTLs recorded, not expired) and recorded logs.
@@ -104,6 +113,44 @@ impl TestHost {
     /// The log lines written so far.
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.state.borrow().logs.clone()
+    }
+
+    /// Answers requests to `url` with `status` and `body` (other URLs are denied, as hosts off
+    /// the allow-list are).
+    pub fn http_response(self, url: &str, status: u16, body: impl Into<Vec<u8>>) -> Self {
+        self.state.borrow_mut().http.insert(
+            url.to_owned(),
+            http::Response {
+                status,
+                headers: Vec::new(),
+                body: body.into(),
+            },
+        );
+        self
+    }
+
+    /// Answers raw WeChat API calls to `path` with `json` (other paths are denied).
+    pub fn api_answer(self, path: &str, json: &str) -> Self {
+        self.state
+            .borrow_mut()
+            .api_answers
+            .insert(path.to_owned(), json.to_owned());
+        self
+    }
+
+    /// Replies sent with [`crate::reply_early`].
+    pub fn early_replies(&self) -> Vec<Reply> {
+        self.state.borrow().early.clone()
+    }
+
+    /// Customer-service messages sent: (recipient, message).
+    pub fn custom_messages(&self) -> Vec<(Option<String>, CustomMessage)> {
+        self.state.borrow().custom.clone()
+    }
+
+    /// Template messages sent.
+    pub fn templates(&self) -> Vec<TemplateMessage> {
+        self.state.borrow().templates.clone()
     }
 }
 
@@ -196,6 +243,51 @@ pub(crate) mod host {
     pub fn kv_delete(key: &str) -> Result<bool, kv::Error> {
         check(key, None)?;
         with(|s| s.kv.remove(key).is_some()).ok_or_else(no_host)
+    }
+
+    pub fn early_reply(reply: Reply) -> Result<(), String> {
+        with(|s| {
+            if s.early.is_empty() {
+                s.early.push(reply);
+                Ok(())
+            } else {
+                Err("this message was already answered".to_owned())
+            }
+        })
+        .unwrap_or_else(|| Err("no TestHost installed on this thread".into()))
+    }
+
+    fn no_api() -> ApiError {
+        ApiError::Unavailable("no TestHost installed on this thread".into())
+    }
+
+    pub fn send_custom(to_user: Option<&str>, message: &CustomMessage) -> Result<(), ApiError> {
+        with(|s| s.custom.push((to_user.map(str::to_owned), message.clone()))).ok_or_else(no_api)
+    }
+
+    pub fn send_template(message: &TemplateMessage) -> Result<u64, ApiError> {
+        with(|s| {
+            s.templates.push(message.clone());
+            s.templates.len() as u64
+        })
+        .ok_or_else(no_api)
+    }
+
+    pub fn api_call(
+        _method: crate::wechat::Method,
+        path: &str,
+        _query: &[(String, String)],
+        _body: Option<String>,
+    ) -> Result<String, ApiError> {
+        with(|s| s.api_answers.get(path).cloned())
+            .ok_or_else(no_api)?
+            .ok_or_else(|| ApiError::Denied(format!("no answer for {path} in the TestHost")))
+    }
+
+    pub fn http_send(request: &http::Request) -> Result<http::Response, http::Error> {
+        with(|s| s.http.get(&request.url).cloned())
+            .ok_or_else(|| http::Error::Failed("no TestHost installed on this thread".into()))?
+            .ok_or(http::Error::Denied)
     }
 
     pub fn kv_increment(key: &str, delta: i64) -> Result<i64, kv::Error> {

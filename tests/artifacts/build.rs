@@ -11,7 +11,13 @@ use std::process::Command;
 const WORKSPACES: &[(&str, &[&str])] = &[
     (
         "plugins",
-        &["echo", "keyword-reply", "welcome", "guess-number"],
+        &[
+            "echo",
+            "keyword-reply",
+            "welcome",
+            "guess-number",
+            "stock-quote",
+        ],
     ),
     (
         "tests/plugins",
@@ -25,6 +31,7 @@ const WORKSPACES: &[(&str, &[&str])] = &[
             "sandbox-probe",
             "reply-kinds",
             "slow-counter",
+            "capability-probe",
         ],
     ),
 ];

@@ -23,6 +23,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("infinite-loop", wxhost_test_plugins::INFINITE_LOOP),
     ("reply-kinds", wxhost_test_plugins::REPLY_KINDS),
     ("slow-counter", wxhost_test_plugins::SLOW_COUNTER),
+    ("stock-quote", wxhost_test_plugins::STOCK_QUOTE),
+    ("capability-probe", wxhost_test_plugins::CAPABILITY_PROBE),
 ];
 
 /// A running server.
@@ -87,7 +89,7 @@ impl Server {
             addr,
             dir,
             logs,
-            http: reqwest::Client::new(),
+            http: wxhost::http_client::builder().build().expect("client"),
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod capabilities;
 mod chain;
 mod dedup;
 mod http;

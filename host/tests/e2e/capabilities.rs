@@ -1,0 +1,197 @@
+//! Plugins acting beyond the passive reply, against the fake WeChat API: late replies sent as
+//! customer-service messages, early replies, and the `wechat-api` and `http` capabilities
+//! granted, denied and allow-listed.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wxhost::wechat::{Mode, Reply, ReplyMessage};
+use wxhost_fake_wechat::FakeWechat;
+
+use crate::harness::{Server, account, text};
+
+const APPID: &str = "wxcapabilities";
+const SECRET: &str = "app-secret-for-tests-0001";
+const TOKEN: &str = "tokencaps";
+const CUSTOM: &str = "cgi-bin/message/custom/send";
+
+/// Config text: top-level `head`, then one plain-mode tenant `t` using `fake`, then `plugins`
+/// (`[[tenants.plugins]]` tables).
+fn config(head: &str, fake: &FakeWechat, plugins: &str) -> String {
+    format!(
+        "{head}\n[[tenants]]\nid = \"t\"\nappid = \"{APPID}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
+         app_secret = \"{SECRET}\"\napi_base_url = \"{}\"\n{plugins}",
+        fake.base_url()
+    )
+}
+
+fn reply_text(answer: Option<ReplyMessage>) -> String {
+    match answer.map(|m| m.reply) {
+        Some(Reply::Text { content }) => content,
+        other => panic!("expected a text reply, got {other:?}"),
+    }
+}
+
+/// Waits until the fake has accepted `count` customer-service messages (or 5 s pass).
+async fn custom_messages(fake: &FakeWechat, count: usize) -> Vec<Value> {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let sent = fake.sent(CUSTOM);
+        if sent.len() >= count || Instant::now() > until {
+            return sent;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_reply_after_the_passive_budget_is_sent_once_as_a_customer_service_message() {
+    let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
+    let server = Server::start(&config(
+        "passive_budget_ms = 300\nasync_budget_ms = 5000",
+        &fake,
+        "[[tenants.plugins]]\nname = \"slow-counter\"\nsettings = { spin_ms = 900 }\nlimits = { deadline_ms = 3000 }\n",
+    ));
+    let wechat = account(APPID, TOKEN, None, Mode::Plain);
+    let started = Instant::now();
+    let answer = server.send("t", &wechat, &text("o_slow", "hi", 1)).await;
+    assert!(answer.is_none(), "answered `success` without a reply");
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "{:?}; logs: {}",
+        started.elapsed(),
+        server.logs()
+    );
+
+    let sent = custom_messages(&fake, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["touser"], "o_slow");
+    assert_eq!(sent[0]["text"]["content"], "run #1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.sent(CUSTOM).len(), 1, "exactly one send");
+    assert_eq!(fake.token_fetches(), 1);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(r#"wxhost_late_replies_total{tenant="t",outcome="sent"} 1"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(SECRET) && !server.logs().contains(SECRET));
+}
+
+#[tokio::test]
+async fn the_stock_quote_example_answers_at_once_then_sends_the_quote() {
+    let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
+    let server = Server::start(&config(
+        "",
+        &fake,
+        &format!(
+            "[[tenants.plugins]]\nname = \"stock-quote\"\ncapabilities = [\"http\", \"wechat-api\"]\n\
+             http_hosts = [\"{}\"]\nsettings = {{ service_url = \"{}\" }}\n",
+            fake.addr,
+            fake.base_url()
+        ),
+    ));
+    let wechat = account(APPID, TOKEN, None, Mode::Plain);
+    let answer = server
+        .send("t", &wechat, &text("o_quote", "quote WX", 2))
+        .await;
+    assert_eq!(reply_text(answer), "working on it… (quote WX)");
+    let sent = custom_messages(&fake, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}; logs: {}", server.logs());
+    assert_eq!(sent[0]["touser"], "o_quote");
+    // The fake price service prices WX at (87 + 88) % 1000.
+    assert_eq!(sent[0]["text"]["content"], "WX: 175");
+}
+
+#[tokio::test]
+async fn without_grants_every_capability_is_an_error_value_and_nothing_is_called() {
+    let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
+    let server = Server::start(&config(
+        "",
+        &fake,
+        "[[tenants.plugins]]\nname = \"capability-probe\"\n",
+    ));
+    let wechat = account(APPID, TOKEN, None, Mode::Plain);
+    let quote = format!("http {}/quote?symbol=A", fake.base_url());
+    let cases = [
+        ("api hello", "api error: Denied("),
+        ("template tpl", "template error: Denied("),
+        ("raw cgi-bin/user/info", "raw error: Denied("),
+        (quote.as_str(), "http error: Denied"),
+    ];
+    for (i, (command, expected)) in cases.iter().enumerate() {
+        let answer = reply_text(
+            server
+                .send("t", &wechat, &text("o", command, 10 + i as u64))
+                .await,
+        );
+        assert!(answer.starts_with(expected), "{command}: {answer}");
+    }
+    assert_eq!(fake.token_fetches(), 0);
+    assert_eq!(fake.calls(CUSTOM), 0);
+    assert!(server.logs().contains("outbound HTTP denied"));
+}
+
+#[tokio::test]
+async fn granted_capabilities_work_within_their_allow_lists() {
+    let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
+    let elsewhere = FakeWechat::start(APPID, SECRET).await.expect("second fake");
+    let server = Server::start(&config(
+        "",
+        &fake,
+        &format!(
+            "[[tenants.plugins]]\nname = \"capability-probe\"\ncapabilities = [\"http\", \"wechat-api\"]\n\
+             http_hosts = [\"{}\"]\napi_paths = [\"cgi-bin/message/custom/send\"]\n",
+            fake.addr
+        ),
+    ));
+    let wechat = account(APPID, TOKEN, None, Mode::Plain);
+    let mut id = 100;
+    let mut ask = async |command: String| {
+        id += 1;
+        reply_text(
+            server
+                .send("t", &wechat, &text("o_granted", &command, id))
+                .await,
+        )
+    };
+
+    assert_eq!(ask("api hello".into()).await, "api ok");
+    assert!(
+        ask("template tpl-1".into())
+            .await
+            .starts_with("template ok ")
+    );
+    // Raw calls: only the listed path.
+    let denied = ask("raw cgi-bin/user/info".into()).await;
+    assert!(denied.starts_with("raw error: Denied("), "{denied}");
+    // The fake serves this path for POST only: its 405 shows the GET reached it.
+    let raw = ask("raw cgi-bin/message/custom/send".into()).await;
+    assert_eq!(
+        raw,
+        r#"raw error: Unavailable("WeChat API answered HTTP 405")"#
+    );
+
+    let allowed = ask(format!("http {}/quote?symbol=A", fake.base_url())).await;
+    assert_eq!(allowed, r#"http 200 {"price":65,"symbol":"A"}"#);
+    for off_list in [
+        format!("http http://localhost:{}/quote", fake.addr.port()),
+        format!("http {}/quote", elsewhere.base_url()),
+    ] {
+        assert_eq!(
+            ask(off_list.clone()).await,
+            "http error: Denied",
+            "{off_list}"
+        );
+    }
+    assert_eq!(elsewhere.calls("quote"), 0);
+
+    // An early reply answers WeChat; what the plugin returns afterwards is sent late.
+    assert_eq!(ask("early first".into()).await, "first");
+    let sent = custom_messages(&fake, 2).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0]["text"]["content"], "hello");
+    assert_eq!(sent[1]["text"]["content"], "late first");
+    assert_eq!(fake.sent("cgi-bin/message/template/send").len(), 1);
+    assert_eq!(fake.token_fetches(), 1);
+}
