@@ -677,6 +677,56 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_come_with_their_allow_lists() {
+        let tenant = |plugins: &str| {
+            parse(&format!(
+                "[[tenants]]\nid = \"t\"\nappid = \"wx1\"\ntoken = \"tok\"\nmode = \"plain\"\n\
+                 token_endpoint = \"classic\"\n[[tenants.plugins]]\nname = \"p\"\n{plugins}"
+            ))
+        };
+        let config = tenant(
+            "capabilities = [\"wechat-api\", \"http\"]\napi_paths = [\"/cgi-bin/user/info\"]\n\
+             http_hosts = [\"api.example.com\", \"*.example.org:8443\"]\n",
+        )
+        .expect("valid");
+        let t = &config.tenants[0];
+        assert_eq!(t.token_endpoint, TokenEndpoint::Classic);
+        let grants = &t.plugins[0].grants;
+        assert_eq!(
+            grants.wechat_api,
+            Some(vec!["cgi-bin/user/info".to_owned()])
+        );
+        let hosts = grants.http.as_ref().expect("http granted");
+        assert!(hosts[1].allows("a.example.org", 8443, 443));
+        assert_eq!(
+            tenant("").expect("valid").tenants[0].plugins[0].grants,
+            Grants::default()
+        );
+
+        for (plugins, key) in [
+            ("api_paths = [\"cgi-bin/x\"]\n", "api_paths"),
+            ("http_hosts = [\"a.com\"]\n", "http_hosts"),
+            ("capabilities = [\"http\"]\n", "http_hosts"),
+            (
+                "capabilities = [\"http\"]\nhttp_hosts = [\"https://a.com\"]\n",
+                "http_hosts",
+            ),
+            (
+                "capabilities = [\"wechat-api\"]\napi_paths = [\"../x\"]\n",
+                "api_paths",
+            ),
+        ] {
+            let err = tenant(plugins).expect_err(plugins);
+            let problems = problems_by_key(&err);
+            let key = format!("tenants[t].plugins[0].{key}");
+            assert!(
+                problems.contains_key(key.as_str()),
+                "{plugins}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
     fn errors_name_the_key_and_the_tenant() {
         let err = parse(&format!(
             r#"

@@ -187,3 +187,14 @@ async fn kv_data_is_private_to_each_tenant() {
         .contains("50")
     );
 }
+
+#[tokio::test]
+async fn a_plugin_built_against_wit_0_1_0_still_loads_and_runs() {
+    let rt = runtime();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-wit-0.1.0.wasm");
+    let old = load(&rt, "echo-0-1-0", fixture);
+    let report = rt
+        .call(&old, &default_context(), &text("o_user", "still here"))
+        .await;
+    assert_eq!(reply_text(report.result), "echo: still here");
+}
