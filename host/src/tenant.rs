@@ -106,15 +106,9 @@ pub struct Tenant {
     pub chain: Vec<ChainEntry>,
     /// The WeChat API as this account (fails with `NoSecret` without an app secret).
     pub api: AccountApi,
-    api_enabled: bool,
 }
 
 impl Tenant {
-    /// Whether the tenant has an app secret, so the WeChat API can work.
-    pub fn api_enabled(&self) -> bool {
-        self.api_enabled
-    }
-
     fn build(
         config: &TenantConfig,
         window: TimestampWindow,
@@ -172,7 +166,6 @@ impl Tenant {
             account,
             chain,
             api,
-            api_enabled: config.app_secret.is_some(),
         })
     }
 }

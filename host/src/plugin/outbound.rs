@@ -66,14 +66,14 @@ impl OutboundHttp {
         }
     }
 
-    /// Why `request` may not go out, if it may not.
-    fn refusal(&mut self, request: &http::Request<WasiBody>) -> Option<String> {
+    /// The grant to send `request` under, or why it may not go out.
+    fn admit(&mut self, request: &http::Request<WasiBody>) -> Result<HttpGrant, String> {
         let Some(grant) = &self.grant else {
-            return Some("the `http` capability is not granted".into());
+            return Err("the `http` capability is not granted".into());
         };
         let uri = request.uri();
         let Some(host) = uri.host() else {
-            return Some("the request has no host".into());
+            return Err("the request has no host".into());
         };
         let default_port = if uri.scheme() == Some(&http::uri::Scheme::HTTP) {
             80
@@ -86,13 +86,13 @@ impl OutboundHttp {
             .iter()
             .any(|p| p.allows(host, port, default_port))
         {
-            return Some(format!("{host}:{port} is not on the plugin's http_hosts"));
+            return Err(format!("{host}:{port} is not on the plugin's http_hosts"));
         }
         if self.requests_left == 0 {
-            return Some("this call used up its http_requests".into());
+            return Err("this call used up its http_requests".into());
         }
         self.requests_left -= 1;
-        None
+        Ok(grant.clone())
     }
 }
 
@@ -104,15 +104,15 @@ impl WasiHttpHooks for OutboundHttp {
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = Result<Response, HttpError>> + Send> {
         let (tenant, plugin) = (self.tenant.clone(), Arc::clone(&self.plugin));
-        if let Some(reason) = self.refusal(&request) {
-            tracing::warn!(%tenant, %plugin, uri = %redacted(request.uri()), "outbound HTTP denied: {reason}");
-            if let Some(grant) = &self.grant {
-                grant.metrics.http_request(&tenant, &plugin, "denied");
+        let grant = match self.admit(&request) {
+            Ok(grant) => grant,
+            Err(reason) => {
+                tracing::warn!(%tenant, %plugin, uri = %redacted(request.uri()), "outbound HTTP denied: {reason}");
+                if let Some(grant) = &self.grant {
+                    grant.metrics.http_request(&tenant, &plugin, "denied");
+                }
+                return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
-        }
-        let Some(grant) = self.grant.clone() else {
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
         };
         let guest_timeout = options
             .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))

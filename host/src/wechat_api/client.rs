@@ -125,6 +125,11 @@ impl AccountApi {
         &self.credentials.tenant
     }
 
+    /// Whether the account has an app secret, without which every call fails.
+    pub fn has_secret(&self) -> bool {
+        self.credentials.secret.is_some()
+    }
+
     /// A valid access token (cached, stored, or fetched once for all concurrent callers).
     pub async fn access_token(&self) -> Result<Arc<str>, ApiError> {
         self.slot.get(unix_now, || self.fetch_token()).await

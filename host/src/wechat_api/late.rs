@@ -34,7 +34,7 @@ impl LateReplies for ApiLateReplies {
                 self.metrics.late_reply(&tenant.id, "dropped");
                 return;
             };
-            if !tenant.api_enabled() {
+            if !tenant.api.has_secret() {
                 tracing::warn!(tenant = %tenant.id, plugin, reply_type, "late reply dropped: the tenant has no app_secret for the customer-service API");
                 self.metrics.late_reply(&tenant.id, "dropped");
                 return;
