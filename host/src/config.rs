@@ -152,6 +152,7 @@ struct LimitOverrides {
     http_requests: Option<u32>,
     http_timeout_ms: Option<u64>,
     http_response_bytes: Option<u64>,
+    calls_per_instance: Option<u32>,
 }
 
 impl LimitOverrides {
@@ -171,6 +172,7 @@ impl LimitOverrides {
             http_requests: self.http_requests.unwrap_or(base.http_requests),
             http_timeout_ms: self.http_timeout_ms.unwrap_or(base.http_timeout_ms),
             http_response_bytes: self.http_response_bytes.unwrap_or(base.http_response_bytes),
+            calls_per_instance: self.calls_per_instance.unwrap_or(base.calls_per_instance),
         }
     }
 }

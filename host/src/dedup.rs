@@ -6,8 +6,9 @@
 //! for events. Entries expire after the TTL. [`MemoryDedup`] serves one node; a shared backend
 //! implements [`DedupStore`] for several nodes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -55,10 +56,8 @@ pub trait DedupStore: Send + Sync + std::fmt::Debug + 'static {
 /// so a retry runs it again.
 #[derive(Debug)]
 pub struct Pending {
-    key: String,
-    sender: watch::Sender<Option<Arc<Answer>>>,
+    key: u128,
     table: Arc<Table>,
-    ttl: Duration,
     finished: bool,
 }
 
@@ -66,54 +65,140 @@ impl Pending {
     /// Records the answer and wakes every waiting retry.
     pub fn finish(mut self, answer: Answer) -> Arc<Answer> {
         let answer = Arc::new(answer);
-        if let Ok(mut slots) = self.table.slots.lock()
-            && let Some(slot) = slots.get_mut(&self.key)
-        {
-            slot.expires_at = Some(Instant::now() + self.ttl);
-            slot.answer = Some(Arc::clone(&answer));
-        }
-        self.sender.send_replace(Some(Arc::clone(&answer)));
         self.finished = true;
+        let mut shard = self.table.shard(self.key);
+        let now = Instant::now();
+        let expires_at = now + self.table.ttl;
+        let previous = shard.slots.insert(
+            self.key,
+            Slot::Done {
+                answer: Arc::clone(&answer),
+                expires_at,
+            },
+        );
+        shard.expiry.push_back((expires_at, self.key));
+        shard.expire(now, PURGE_PER_BEGIN);
+        drop(shard);
+        if let Some(Slot::InFlight(Some(waiters))) = previous {
+            waiters.send_replace(Some(Arc::clone(&answer)));
+        }
         answer
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if !self.finished
-            && let Ok(mut slots) = self.table.slots.lock()
-        {
-            slots.remove(&self.key);
+        if !self.finished {
+            // Waiting retries see their sender go and give up; a later retry runs again.
+            let removed = self.table.shard(self.key).slots.remove(&self.key);
+            drop(removed);
+        }
+    }
+}
+
+/// A message seen recently.
+#[derive(Debug)]
+enum Slot {
+    /// Running; the sender exists once a retry waits for the answer.
+    InFlight(Option<watch::Sender<Option<Arc<Answer>>>>),
+    /// Answered; the answer is replayed until `expires_at`.
+    Done {
+        answer: Arc<Answer>,
+        expires_at: Instant,
+    },
+}
+
+/// Expired answers dropped by each `begin`/`finish` on the way, so the table stays bounded
+/// without long sweeps under the lock.
+const PURGE_PER_BEGIN: usize = 4;
+/// Shards of the table, each with its own lock.
+const SHARDS: usize = 16;
+
+/// One shard: the messages by key, and the answered ones in the order they expire (the TTL is
+/// the same for all, so that is the order they were answered in).
+#[derive(Debug, Default)]
+struct Shard {
+    slots: HashMap<u128, Slot, BuildHasherDefault<KeyHasher>>,
+    expiry: VecDeque<(Instant, u128)>,
+}
+
+impl Shard {
+    /// Drops up to `max` answers expired at `now`.
+    fn expire(&mut self, now: Instant, max: usize) {
+        for _ in 0..max {
+            match self.expiry.front() {
+                Some(&(expires_at, key)) if expires_at <= now => {
+                    self.expiry.pop_front();
+                    // The key may have been answered again since; only its own answer goes.
+                    if matches!(self.slots.get(&key), Some(Slot::Done { expires_at: t, .. }) if *t == expires_at)
+                    {
+                        self.slots.remove(&key);
+                    }
+                }
+                _ => break,
+            }
         }
     }
 }
 
 #[derive(Debug)]
-struct Slot {
-    /// Set when finished; until then the entry never expires.
-    expires_at: Option<Instant>,
-    answer: Option<Arc<Answer>>,
-    receiver: watch::Receiver<Option<Arc<Answer>>>,
-}
-
-#[derive(Debug, Default)]
 struct Table {
-    slots: Mutex<HashMap<String, Slot>>,
+    shards: [Mutex<Shard>; SHARDS],
+    /// Keys are hashed to 128 bits with two independently keyed SipHashes: an entry stores no
+    /// string, and nobody can pick keys that collide.
+    hashers: [RandomState; 2],
+    ttl: Duration,
 }
 
-/// The single-node dedup table.
+impl Table {
+    fn key(&self, key: &str) -> u128 {
+        let [high, low] = &self.hashers;
+        (u128::from(high.hash_one(key)) << 64) | u128::from(low.hash_one(key))
+    }
+
+    fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
+        let shard = &self.shards[(key as usize) % SHARDS];
+        // A panic while holding a shard lock leaves nothing half-written that matters here.
+        shard.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Hashes a key that is already a uniform 128-bit hash: takes its low half.
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+}
+
+/// The single-node dedup table: sharded, about 100 bytes per remembered message plus its
+/// answer.
 #[derive(Debug)]
 pub struct MemoryDedup {
     table: Arc<Table>,
-    ttl: Duration,
 }
 
 impl MemoryDedup {
     /// A table remembering answers for `ttl`.
     pub fn new(ttl: Duration) -> Self {
         MemoryDedup {
-            table: Arc::new(Table::default()),
-            ttl,
+            table: Arc::new(Table {
+                shards: std::array::from_fn(|_| Mutex::default()),
+                hashers: [RandomState::new(), RandomState::new()],
+                ttl,
+            }),
         }
     }
 }
@@ -121,51 +206,43 @@ impl MemoryDedup {
 impl DedupStore for MemoryDedup {
     fn purge(&self) -> usize {
         let now = Instant::now();
-        match self.table.slots.lock() {
-            Ok(mut slots) => {
-                slots.retain(|_, s| s.expires_at.is_none_or(|t| t > now));
-                slots.len()
-            }
-            Err(_) => 0,
+        let mut remaining = 0;
+        for index in 0..SHARDS {
+            let mut shard = self.table.shards[index]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            shard.expire(now, usize::MAX);
+            remaining += shard.slots.len();
         }
+        remaining
     }
 
     fn begin(&self, key: &str) -> Begin {
+        let key = self.table.key(key);
         let now = Instant::now();
-        let Ok(mut slots) = self.table.slots.lock() else {
-            // A poisoned table cannot deduplicate; running the plugins is the safe fallback.
-            let (sender, _) = watch::channel(None);
-            return Begin::New(Pending {
-                key: key.to_owned(),
-                sender,
-                table: Arc::new(Table::default()),
-                ttl: self.ttl,
-                finished: false,
-            });
-        };
-        if let Some(slot) = slots.get(key) {
-            if slot.expires_at.is_none_or(|t| t > now) {
-                return match &slot.answer {
-                    Some(answer) => Begin::Done(Arc::clone(answer)),
-                    None => Begin::InFlight(slot.receiver.clone()),
-                };
+        let mut shard = self.table.shard(key);
+        shard.expire(now, PURGE_PER_BEGIN);
+        match shard.slots.get_mut(&key) {
+            Some(Slot::Done { answer, expires_at }) if *expires_at > now => {
+                return Begin::Done(Arc::clone(answer));
             }
-            slots.remove(key);
+            Some(Slot::InFlight(waiters)) => {
+                let receiver = match waiters {
+                    Some(sender) => sender.subscribe(),
+                    None => {
+                        let (sender, receiver) = watch::channel(None);
+                        *waiters = Some(sender);
+                        receiver
+                    }
+                };
+                return Begin::InFlight(receiver);
+            }
+            Some(Slot::Done { .. }) | None => {}
         }
-        let (sender, receiver) = watch::channel(None);
-        slots.insert(
-            key.to_owned(),
-            Slot {
-                expires_at: None,
-                answer: None,
-                receiver,
-            },
-        );
+        shard.slots.insert(key, Slot::InFlight(None));
         Begin::New(Pending {
-            key: key.to_owned(),
-            sender,
+            key,
             table: Arc::clone(&self.table),
-            ttl: self.ttl,
             finished: false,
         })
     }
@@ -239,6 +316,44 @@ mod tests {
         drop(pending);
         assert_eq!(wait(receiver).await, None);
         assert!(matches!(dedup.begin("k"), Begin::New(_)));
+    }
+
+    #[test]
+    fn a_message_answered_again_after_expiry_keeps_its_new_answer() {
+        let dedup = MemoryDedup::new(Duration::from_millis(40));
+        let Begin::New(first) = dedup.begin("k") else {
+            panic!("new")
+        };
+        first.finish(Some(Reply::text("first")));
+        std::thread::sleep(Duration::from_millis(50));
+        let Begin::New(second) = dedup.begin("k") else {
+            panic!("expired, so new again")
+        };
+        second.finish(Some(Reply::text("second")));
+        assert_eq!(
+            dedup.purge(),
+            1,
+            "the first answer's expiry leaves the second"
+        );
+        match dedup.begin("k") {
+            Begin::Done(answer) => assert_eq!(*answer, Some(Reply::text("second"))),
+            other => panic!("expected done, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn many_messages_are_told_apart_and_all_expire() {
+        let dedup = MemoryDedup::new(Duration::from_millis(30));
+        for id in 0..10_000 {
+            let Begin::New(pending) = dedup.begin(&format!("t\u{0}m\u{0}{id}")) else {
+                panic!("message {id} is new")
+            };
+            pending.finish(None);
+        }
+        assert_eq!(dedup.purge(), 10_000);
+        assert!(matches!(dedup.begin("t\u{0}m\u{0}7"), Begin::Done(_)));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(dedup.purge(), 0);
     }
 
     #[test]

@@ -176,7 +176,7 @@ impl Dispatcher {
     async fn answer(
         &self,
         tenant: &Arc<Tenant>,
-        msg: &Message,
+        msg: &Arc<Message>,
         started: Instant,
     ) -> (Answer, &'static str) {
         let (early, mut early_answer) = EarlyReply::channel();
@@ -185,7 +185,7 @@ impl Dispatcher {
                 Arc::clone(&self.registry),
                 Arc::clone(&self.metrics),
                 Arc::clone(tenant),
-                msg.clone(),
+                Arc::clone(msg),
                 early,
             )
             .in_current_span(),
@@ -268,7 +268,7 @@ async fn run_chain(
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     tenant: Arc<Tenant>,
-    msg: Message,
+    msg: Arc<Message>,
     early: EarlyReply,
 ) -> ChainResult {
     for entry in &tenant.chain {
@@ -281,7 +281,13 @@ async fn run_chain(
         };
         let report = registry
             .runtime()
-            .call_with(&plugin, &entry.context, &msg, early.clone())
+            .call_with(
+                &plugin,
+                &entry.context,
+                Some(&entry.warm),
+                &msg,
+                early.clone(),
+            )
             .await;
         let error = report.result.as_ref().err().map(|e| e.kind());
         metrics.plugin_call(

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use regex::Regex;
 
 use crate::config::{ChainEntryConfig, Config, MatchRules, Secret, TenantConfig};
-use crate::plugin::{ApiGrant, CallContext, HttpGrant};
+use crate::plugin::{ApiGrant, CallContext, HttpGrant, WarmInstances};
 use crate::storage::KvStore;
 use crate::telemetry::Metrics;
 use crate::wechat::{self, Account, Content, Message, TimestampWindow};
@@ -33,6 +33,9 @@ pub struct ChainEntry {
     pub plugin: String,
     /// What the plugin sees: settings, kv namespace, limits.
     pub context: CallContext,
+    /// Instances of the plugin kept between this entry's calls (dropped with the entry when
+    /// the config changes).
+    pub warm: WarmInstances,
     matcher: Matcher,
 }
 
@@ -157,6 +160,7 @@ impl Tenant {
                 Ok(ChainEntry {
                     plugin: entry.name.clone(),
                     context,
+                    warm: WarmInstances::default(),
                     matcher: Matcher::new(&entry.match_rules)?,
                 })
             })

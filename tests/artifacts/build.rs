@@ -32,6 +32,7 @@ const WORKSPACES: &[(&str, &[&str])] = &[
             "reply-kinds",
             "slow-counter",
             "capability-probe",
+            "instance-state",
         ],
     ),
 ];

@@ -5,6 +5,7 @@ mod examples;
 mod folder;
 mod limits;
 mod scaffold;
+mod warm;
 
 use std::sync::Arc;
 

@@ -124,7 +124,7 @@ proptest! {
         let message = text_message(&content);
         let (query, body) = account.simulate_push(&message, &params()).expect("push");
         let inbound = account.open(&query, body.as_bytes(), NOW).expect("opens");
-        prop_assert_eq!(inbound.message, message);
+        prop_assert_eq!(&*inbound.message, &message);
     }
 
     #[test]

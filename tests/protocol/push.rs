@@ -18,7 +18,7 @@ fn every_mode_round_trips_a_text_push_and_its_reply() {
         assert_eq!(body.contains("<Content>"), mode != Mode::Safe, "{mode:?}");
 
         let inbound = account.open(&query, body.as_bytes(), NOW).expect("opens");
-        assert_eq!(inbound.message, message, "{mode:?}");
+        assert_eq!(*inbound.message, message, "{mode:?}");
         assert_eq!(inbound.encrypted, mode != Mode::Plain);
 
         let reply = Reply::text("pong ]]>");

@@ -3,6 +3,7 @@
 //! imports live in `capabilities` and `outbound`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
@@ -34,6 +35,14 @@ pub struct CallContext {
     pub api: Option<ApiGrant>,
     /// The `http` capability, when granted.
     pub http: Option<HttpGrant>,
+    /// Which context this is: clones share it, every change of grants makes a new one.
+    identity: u64,
+}
+
+/// A new [`CallContext`] identity.
+fn next_identity() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl std::fmt::Debug for CallContext {
@@ -62,29 +71,46 @@ impl CallContext {
             limits,
             api: None,
             http: None,
+            identity: next_identity(),
         }
     }
 
     /// Grants `wechat-api`.
     pub fn with_api(mut self, grant: ApiGrant) -> Self {
         self.api = Some(grant);
+        self.identity = next_identity();
         self
     }
 
     /// Grants `http`.
     pub fn with_http(mut self, grant: HttpGrant) -> Self {
         self.http = Some(grant);
+        self.identity = next_identity();
         self
     }
 }
 
-/// Records refused growth so a memory limit is reported as such, not as a generic trap.
+/// Caps memories and tables; records refused growth so a memory limit is reported as such, not
+/// as a generic trap, and the largest memory granted so a bloated instance is not kept warm.
 #[derive(Debug)]
 pub struct Limiter {
     memory_bytes: usize,
     table_elements: usize,
     /// Set when the guest asked for more memory or table than allowed.
     pub refused: bool,
+    /// The largest size any linear memory of the instance was allowed to reach, in bytes.
+    pub memory_peak: usize,
+}
+
+impl Limiter {
+    fn new(limits: &Limits) -> Self {
+        Limiter {
+            memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+            table_elements: limits.table_elements as usize,
+            refused: false,
+            memory_peak: 0,
+        }
+    }
 }
 
 impl ResourceLimiter for Limiter {
@@ -96,6 +122,9 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.memory_bytes;
         self.refused |= !allowed;
+        if allowed {
+            self.memory_peak = self.memory_peak.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -180,11 +209,7 @@ impl CallState {
             http: WasiHttpCtx::new(),
             outbound,
             table: ResourceTable::new(),
-            limiter: Limiter {
-                memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
-                table_elements: limits.table_elements as usize,
-                refused: false,
-            },
+            limiter: Limiter::new(&limits),
             namespace: Namespace::new(ctx.tenant.clone(), plugin.to_string()),
             plugin,
             ctx,
@@ -198,6 +223,34 @@ impl CallState {
             stdout,
             stderr,
         }
+    }
+
+    /// Whether a kept instance with this state may serve a call in `ctx`: only in (a clone of)
+    /// the context it was made for, so never for another tenant, other settings, grants or
+    /// limits.
+    pub fn serves(&self, ctx: &CallContext) -> bool {
+        self.ctx.identity == ctx.identity && self.ctx.limits == ctx.limits
+    }
+
+    /// Prepares a kept instance for its next call on a message from `from_user`, ending at
+    /// `deadline`: the per-call counts, caps and early-reply slot start over; WASI state and the
+    /// guest's resources stay with the instance.
+    pub fn begin_call(&mut self, from_user: &str, early: EarlyReply, deadline: Instant) {
+        from_user.clone_into(&mut self.from_user);
+        self.early = early;
+        self.deadline = deadline;
+        self.api_calls = 0;
+        self.log_lines = 0;
+        self.dropped_log_lines = 0;
+        self.kv_writes = 0;
+        self.limiter.refused = false;
+        self.outbound.begin_call(&self.ctx.limits, deadline);
+    }
+
+    /// Lets go of what belonged to the finished call (its early-reply slot) before the
+    /// instance is kept for the next one.
+    pub fn end_call(&mut self) {
+        self.early = EarlyReply::default();
     }
 
     /// The call's limits.

@@ -38,6 +38,10 @@ pub struct Limits {
     pub http_timeout_ms: u64,
     /// Bytes of one outbound HTTP response body (a larger body fails the request).
     pub http_response_bytes: u64,
+    /// Calls one instance may serve, one after another, before it is replaced by a fresh one
+    /// (1: every call gets a fresh instance). An instance serves one tenant's chain entry only
+    /// and is dropped after any trap, timeout or limit.
+    pub calls_per_instance: u32,
 }
 
 impl Default for Limits {
@@ -57,6 +61,7 @@ impl Default for Limits {
             http_requests: 10,
             http_timeout_ms: 5_000,
             http_response_bytes: 1024 * 1024,
+            calls_per_instance: 1_000,
         }
     }
 }
@@ -82,6 +87,7 @@ impl Limits {
             ("log_line_bytes", u64::from(self.log_line_bytes)),
             ("kv_key_bytes", u64::from(self.kv_key_bytes)),
             ("http_timeout_ms", self.http_timeout_ms),
+            ("calls_per_instance", u64::from(self.calls_per_instance)),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -105,6 +111,9 @@ pub struct RuntimeLimits {
     pub max_memory_bytes: u64,
     /// How often the epoch ticker advances, in milliseconds (the precision of deadlines).
     pub epoch_tick_ms: u64,
+    /// Instances kept warm between calls, over all tenants and plugins (each holds its linear
+    /// memory); 0 gives every call a fresh instance.
+    pub max_idle_instances: u32,
 }
 
 impl Default for RuntimeLimits {
@@ -113,6 +122,7 @@ impl Default for RuntimeLimits {
             max_concurrent_calls: 64,
             max_memory_bytes: 64 * 1024 * 1024,
             epoch_tick_ms: 5,
+            max_idle_instances: 64,
         }
     }
 }

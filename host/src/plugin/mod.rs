@@ -23,4 +23,4 @@ pub use host::CallContext;
 pub use limits::{Limits, RuntimeLimits};
 pub use outbound::HttpGrant;
 pub use registry::{Registry, ScanReport, valid_name};
-pub use runtime::{CallReport, Outcome, Plugin, Runtime};
+pub use runtime::{CallReport, Outcome, Plugin, Runtime, WARM_MEMORY_BYTES, WarmInstances};

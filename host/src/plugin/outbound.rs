@@ -66,6 +66,13 @@ impl OutboundHttp {
         }
     }
 
+    /// Restores the per-call request count for the next call of a kept instance, ending at
+    /// `deadline`.
+    pub fn begin_call(&mut self, limits: &Limits, deadline: Instant) {
+        self.requests_left = limits.http_requests;
+        self.deadline = deadline;
+    }
+
     /// The grant to send `request` under, or why it may not go out.
     fn admit(&mut self, request: &http::Request<WasiBody>) -> Result<HttpGrant, String> {
         let Some(grant) = &self.grant else {

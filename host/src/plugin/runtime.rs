@@ -1,12 +1,14 @@
 //! The plugin runtime: one Engine (pooling allocator, fuel, epoch ticker), components compiled
-//! once, one `InstancePre` per plugin, and a fresh Store per call under fuel, deadline and
-//! memory caps, behind a semaphore sized to the pool.
+//! once, one `InstancePre` per plugin, and each call under fresh fuel, deadline and memory caps
+//! in a fresh instance or one kept warm for the same chain entry, behind a semaphore sized to
+//! the pool.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -48,6 +50,8 @@ pub struct Plugin {
     hash: String,
     origin: Origin,
     pre: PluginPre<CallState>,
+    /// Unique per load, so a reloaded plugin never runs in an instance of its predecessor.
+    load_id: u64,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -77,12 +81,88 @@ impl Plugin {
     }
 }
 
-/// The shared engine, linker, compile cache and call slots.
+/// Instances kept between the calls of one chain entry (one tenant's use of one plugin, with
+/// one config), so a call need not instantiate. An instance is kept only after a call that
+/// ended normally (a reply, `pass`, `handled` or an error value), within the entry's
+/// `calls_per_instance`, with its memory under [`WARM_MEMORY_BYTES`], and while the runtime's
+/// `max_idle_instances` allow; it is used again only by the same load of the same plugin in
+/// the same [`CallContext`]. Dropping this drops the instances.
+#[derive(Default)]
+pub struct WarmInstances {
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl std::fmt::Debug for WarmInstances {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarmInstances")
+            .field("idle", &self.idle_count())
+            .finish()
+    }
+}
+
+impl WarmInstances {
+    /// How many instances are waiting for a call.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().map_or(0, |idle| idle.len())
+    }
+
+    /// An instance for `plugin` in `ctx`, if one is kept; instances of other loads or contexts
+    /// are dropped.
+    fn take(&self, plugin: &Plugin, ctx: &CallContext) -> Option<Warm> {
+        let mut stale = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock().ok()?;
+            loop {
+                match idle.pop() {
+                    None => break None,
+                    Some(Idle { warm, .. })
+                        if warm.load_id == plugin.load_id && warm.store.data().serves(ctx) =>
+                    {
+                        break Some(warm);
+                    }
+                    Some(other) => stale.push(other),
+                }
+            }
+        };
+        drop(stale);
+        found
+    }
+
+    /// Keeps `warm` for a later call, if `permits` allow another idle instance.
+    fn keep(&self, warm: Warm, permits: &Arc<Semaphore>) {
+        let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+            return;
+        };
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(Idle {
+                warm,
+                _permit: permit,
+            });
+        }
+    }
+}
+
+/// A kept instance and the permit it holds while idle.
+struct Idle {
+    warm: Warm,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// An instantiated plugin with its store.
+struct Warm {
+    load_id: u64,
+    store: Store<CallState>,
+    bindings: PluginBindings,
+    calls: u32,
+}
+
+/// The shared engine, linker, compile cache, call slots and idle-instance permits.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     cache: CompileCache,
     slots: Arc<Semaphore>,
+    idle: Arc<Semaphore>,
     limits: RuntimeLimits,
 }
 
@@ -106,17 +186,27 @@ const MEMORY_KEEP_RESIDENT: usize = 256 * 1024;
 const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
 /// Bytes of a guest's error message or stderr kept in an error.
 const MESSAGE_BYTES: usize = 1024;
+/// An instance whose memory grew past this is not kept warm: it would hold that memory idle.
+pub const WARM_MEMORY_BYTES: usize = 8 * 1024 * 1024;
+
+/// A new [`Plugin::load_id`].
+fn next_load_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 impl Runtime {
     /// A runtime sized by `limits`, caching compiled plugins in `cache_dir` when given.
     /// Starts the epoch ticker thread (it stops when the runtime is dropped).
     pub fn new(limits: RuntimeLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let slots = limits.max_concurrent_calls.max(1);
+        // Instances running a call plus instances kept idle between calls.
+        let live = slots.saturating_add(limits.max_idle_instances);
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(slots)
-            .total_core_instances(slots.saturating_mul(8))
-            .total_memories(slots.saturating_mul(2))
-            .total_tables(slots.saturating_mul(8))
+        pool.total_component_instances(live)
+            .total_core_instances(live.saturating_mul(8))
+            .total_memories(live.saturating_mul(2))
+            .total_tables(live.saturating_mul(8))
             .total_stacks(slots)
             .max_memory_size(usize::try_from(limits.max_memory_bytes)?)
             .max_memories_per_component(2)
@@ -144,6 +234,7 @@ impl Runtime {
             engine,
             linker,
             slots: Arc::new(Semaphore::new(slots as usize)),
+            idle: Arc::new(Semaphore::new(limits.max_idle_instances as usize)),
             limits,
         })
     }
@@ -175,6 +266,7 @@ impl Runtime {
             hash,
             origin,
             pre,
+            load_id: next_load_id(),
         })
     }
 
@@ -185,15 +277,18 @@ impl Runtime {
         ctx: &CallContext,
         msg: &wechat::Message,
     ) -> CallReport {
-        self.call_with(plugin, ctx, msg, EarlyReply::default())
+        self.call_with(plugin, ctx, None, msg, EarlyReply::default())
             .await
     }
 
-    /// [`Runtime::call`], with `early` receiving a reply the plugin sends before it returns.
+    /// [`Runtime::call`] in an instance kept in `warm` when there is one (and keeping the
+    /// instance there afterwards when it may be), with `early` receiving a reply the plugin
+    /// sends before it returns.
     pub async fn call_with(
         &self,
         plugin: &Plugin,
         ctx: &CallContext,
+        warm: Option<&WarmInstances>,
         msg: &wechat::Message,
         early: EarlyReply,
     ) -> CallReport {
@@ -209,60 +304,108 @@ impl Runtime {
             return host_failure(name, "runtime is shutting down".into());
         };
         let deadline = started + limits.deadline();
-        let mut store = Store::new(
-            &self.engine,
-            CallState::new(
-                plugin.name.clone(),
-                ctx.clone(),
-                &msg.from_user,
-                early,
-                deadline,
-            ),
-        );
-        store.limiter(|state| &mut state.limiter);
+        let (mut store, bindings, calls) = match warm.and_then(|w| w.take(plugin, ctx)) {
+            Some(Warm {
+                mut store,
+                bindings,
+                calls,
+                ..
+            }) => {
+                store.data_mut().begin_call(&msg.from_user, early, deadline);
+                (store, Some(bindings), calls)
+            }
+            None => {
+                let state = CallState::new(
+                    plugin.name.clone(),
+                    ctx.clone(),
+                    &msg.from_user,
+                    early,
+                    deadline,
+                );
+                (self.new_store(state), None, 0)
+            }
+        };
         if let Err(e) = store.set_fuel(limits.fuel) {
             return host_failure(name, format!("{e:#}"));
         }
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+
+        let input = convert::message(&ctx.tenant, msg);
+        let run = async {
+            let bindings = match bindings {
+                Some(bindings) => bindings,
+                None => plugin.pre.instantiate_async(&mut store).await?,
+            };
+            let result = bindings.call_handle(&mut store, &input).await?;
+            Ok::<_, wasmtime::Error>((bindings, result))
+        };
+        let outer = tokio::time::timeout(limits.deadline() + OUTER_TIMEOUT_GRACE, run).await;
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let stderr = log_output(&name, &ctx.tenant, store.data());
+
+        let (result, bindings) = match outer {
+            Err(_) => (
+                Err(Error::Timeout {
+                    plugin: name,
+                    deadline_ms: limits.deadline_ms,
+                }),
+                None,
+            ),
+            Ok(Err(e)) => (Err(classify(e, name, store.data(), &stderr)), None),
+            Ok(Ok((bindings, Err(message)))) => (
+                Err(Error::Guest {
+                    plugin: name,
+                    message: truncate(&message, MESSAGE_BYTES),
+                }),
+                Some(bindings),
+            ),
+            Ok(Ok((bindings, Ok(outcome)))) => (outcome_of(outcome, name), Some(bindings)),
+        };
+        // Only an instance whose call ended normally is kept: after a trap, a timeout or a
+        // refused allocation its state is not to be trusted.
+        if let (Some(warm), Some(bindings)) = (warm, bindings) {
+            let calls = calls.saturating_add(1);
+            let state = store.data_mut();
+            if calls < limits.calls_per_instance
+                && !state.limiter.refused
+                && state.limiter.memory_peak <= WARM_MEMORY_BYTES
+            {
+                state.end_call();
+                warm.keep(
+                    Warm {
+                        load_id: plugin.load_id,
+                        store,
+                        bindings,
+                        calls,
+                    },
+                    &self.idle,
+                );
+            }
+        }
+        CallReport {
+            result,
+            fuel_used,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// A store for one instance: its memory and table caps, and the epoch callback that stops
+    /// it at its call's deadline and otherwise yields to the scheduler at every tick.
+    fn new_store(&self, state: CallState) -> Store<CallState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                // Yield to the scheduler each tick so a spinning guest never starves other tasks.
+                // Yield each tick so a spinning guest never starves other tasks.
                 Ok(UpdateDeadline::YieldCustom(
                     1,
                     Box::pin(tokio::task::yield_now()),
                 ))
             }
         });
-
-        let input = convert::message(&ctx.tenant, msg);
-        let run = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            instance.call_handle(&mut store, &input).await
-        };
-        let outer = tokio::time::timeout(limits.deadline() + OUTER_TIMEOUT_GRACE, run).await;
-        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        let state = store.into_data();
-        let stderr = log_output(&name, &ctx.tenant, &state);
-
-        let result = match outer {
-            Err(_) => Err(Error::Timeout {
-                plugin: name,
-                deadline_ms: limits.deadline_ms,
-            }),
-            Ok(Err(e)) => Err(classify(e, name, &state, &stderr)),
-            Ok(Ok(Err(message))) => Err(Error::Guest {
-                plugin: name,
-                message: truncate(&message, MESSAGE_BYTES),
-            }),
-            Ok(Ok(Ok(outcome))) => outcome_of(outcome, name),
-        };
-        CallReport {
-            result,
-            fuel_used,
-            elapsed: started.elapsed(),
-        }
+        store
     }
 }
 

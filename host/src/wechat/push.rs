@@ -6,6 +6,7 @@
 //! says, and the plain `signature` is checked in every mode.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -85,8 +86,8 @@ fn percent_encode(value: &str) -> String {
 /// A verified, decrypted and parsed push.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inbound {
-    /// The message.
-    pub message: Message,
+    /// The message (shared with the plugin chain, which may outlive the request).
+    pub message: Arc<Message>,
     /// Whether it arrived encrypted, and so must be answered encrypted.
     pub encrypted: bool,
 }
@@ -202,14 +203,14 @@ impl Account {
                     });
                 }
                 Inbound {
-                    message,
+                    message: Arc::new(message),
                     encrypted: true,
                 }
             }
             (Some(_), None) if outer.child("MsgType").is_none() => return Err(Error::NoAesKey),
             (None, _) if self.mode == Mode::Safe => return Err(Error::PlaintextRefused),
             _ => Inbound {
-                message: Message::from_fields(outer)?,
+                message: Arc::new(Message::from_fields(outer)?),
                 encrypted: false,
             },
         };
@@ -218,7 +219,7 @@ impl Account {
         {
             return Err(Error::WrongRecipient {
                 expected: expected.clone(),
-                found: inbound.message.to_user,
+                found: inbound.message.to_user.clone(),
             });
         }
         Ok(inbound)

@@ -91,7 +91,12 @@ pub fn is_xml_char(c: char) -> bool {
 
 /// Removes the characters XML 1.0 cannot carry, borrowing when there are none.
 pub fn sanitize(input: &str) -> Cow<'_, str> {
-    if input.chars().all(is_xml_char) {
+    // Fast path over bytes: in UTF-8 the only characters XML forbids are the ASCII controls
+    // other than tab, newline and return, and U+FFFE and U+FFFF (surrogates cannot occur).
+    let no_controls = input
+        .bytes()
+        .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
+    if no_controls && !input.contains(['\u{FFFE}', '\u{FFFF}']) {
         Cow::Borrowed(input)
     } else {
         Cow::Owned(input.chars().filter(|&c| is_xml_char(c)).collect())
@@ -216,6 +221,15 @@ fn predefined_entity(name: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn sanitize_keeps_exactly_the_xml_characters(text in "(\\PC|[\\x00-\\x1f\\x7f\\u{fffe}\\u{ffff}]){0,40}") {
+            let expected: String = text.chars().filter(|&c| is_xml_char(c)).collect();
+            let sanitized = sanitize(&text);
+            proptest::prop_assert_eq!(sanitized.as_ref(), expected.as_str());
+        }
+    }
 
     #[test]
     fn parses_cdata_text_and_entities() {
