@@ -792,4 +792,30 @@ encoding_aes_key = "{KEY}"
         assert_eq!((entry.limits.fuel, entry.limits.deadline_ms), (5, 300));
         assert_eq!(entry.settings.get("n"), Some(&serde_json::json!(3)));
     }
+
+    #[test]
+    fn instance_reuse_is_configured_per_plugin_and_host() {
+        let tenant = "[[tenants]]\nid = \"a\"\nappid = \"wx\"\ntoken = \"tok\"\nmode = \"plain\"\n";
+        let config = parse(&format!(
+            "[runtime]\nmax_idle_instances = 3\n{tenant}\
+             [[tenants.plugins]]\nname = \"echo\"\nlimits = {{ calls_per_instance = 1 }}\n\
+             [[tenants.plugins]]\nname = \"welcome\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(config.runtime.max_idle_instances, 3);
+        let plugins = &config.tenants[0].plugins;
+        assert_eq!(plugins[0].limits.calls_per_instance, 1);
+        assert_eq!(plugins[1].limits.calls_per_instance, 1000);
+        let err = parse(&format!(
+            "{tenant}[[tenants.plugins]]\nname = \"echo\"\nlimits = {{ calls_per_instance = 0 }}\n"
+        ))
+        .expect_err("zero");
+        let problems = problems_by_key(&err);
+        let problem = problems.get("tenants[a].plugins[0].limits").copied();
+        assert_eq!(
+            problem,
+            Some("`calls_per_instance` must be greater than 0"),
+            "{err}"
+        );
+    }
 }

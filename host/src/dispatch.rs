@@ -183,7 +183,6 @@ impl Dispatcher {
         let mut chain = tokio::spawn(
             run_chain(
                 Arc::clone(&self.registry),
-                Arc::clone(&self.metrics),
                 Arc::clone(tenant),
                 Arc::clone(msg),
                 early,
@@ -266,7 +265,6 @@ impl Dispatcher {
 /// `handled` wins; a failing plugin is logged and the chain goes on.
 async fn run_chain(
     registry: Arc<Registry>,
-    metrics: Arc<Metrics>,
     tenant: Arc<Tenant>,
     msg: Arc<Message>,
     early: EarlyReply,
@@ -290,13 +288,7 @@ async fn run_chain(
             )
             .await;
         let error = report.result.as_ref().err().map(|e| e.kind());
-        metrics.plugin_call(
-            &tenant.id,
-            &entry.plugin,
-            report.elapsed,
-            report.fuel_used,
-            error,
-        );
+        entry.metrics.call(report.elapsed, report.fuel_used, error);
         match report.result {
             Ok(Outcome::Reply(reply)) => {
                 return ChainResult::Reply {

@@ -53,8 +53,8 @@ pub fn new_plugin(name: &str, parent: &Path, sdk: &Path) -> anyhow::Result<PathB
 const CONFIG: &str = r#"[build]
 target = "wasm32-wasip2"
 
-# A 64 KiB stack (Rust's default is 1 MiB) keeps the plugin's memory small, which makes each
-# call's fresh instance about twice as cheap. Raise it if the plugin recurses deeply.
+# A 64 KiB stack (Rust's default is 1 MiB) keeps the plugin's memory small, which makes a
+# fresh instance about twice as cheap. Raise it if the plugin recurses deeply.
 [target.wasm32-wasip2]
 rustflags = ["-C", "link-arg=-zstack-size=65536"]
 "#;

@@ -150,37 +150,50 @@ impl Default for Metrics {
     }
 }
 
+/// One chain entry's plugin metrics (see [`Metrics::plugin`]).
+#[derive(Debug, Clone)]
+pub struct PluginMetrics {
+    seconds: Histogram,
+    fuel: Counter,
+    errors: Family<PluginError, Counter>,
+    labels: TenantPlugin,
+}
+
+impl PluginMetrics {
+    /// Records one call: its latency, its fuel, and its error kind if it failed.
+    pub fn call(&self, elapsed: Duration, fuel: u64, error: Option<&str>) {
+        self.seconds.observe(elapsed.as_secs_f64());
+        self.fuel.inc_by(fuel);
+        if let Some(kind) = error {
+            self.errors
+                .get_or_create(&PluginError {
+                    tenant: self.labels.tenant.clone(),
+                    plugin: self.labels.plugin.clone(),
+                    kind: kind.to_owned(),
+                })
+                .inc();
+        }
+    }
+}
+
 impl Metrics {
     /// Counts a request of `tenant` that ended as `outcome`.
     pub fn request(&self, tenant: &str, outcome: &str) {
         count(&self.requests, tenant, outcome);
     }
 
-    /// Records one plugin call.
-    pub fn plugin_call(
-        &self,
-        tenant: &str,
-        plugin: &str,
-        elapsed: Duration,
-        fuel: u64,
-        error: Option<&str>,
-    ) {
+    /// The metrics of `plugin` in `tenant`'s chain, resolved once so recording a call looks
+    /// nothing up.
+    pub fn plugin(&self, tenant: &str, plugin: &str) -> PluginMetrics {
         let labels = TenantPlugin {
             tenant: tenant.to_owned(),
             plugin: plugin.to_owned(),
         };
-        self.plugin_seconds
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
-        self.plugin_fuel.get_or_create(&labels).inc_by(fuel);
-        if let Some(kind) = error {
-            self.plugin_errors
-                .get_or_create(&PluginError {
-                    tenant: labels.tenant,
-                    plugin: labels.plugin,
-                    kind: kind.to_owned(),
-                })
-                .inc();
+        PluginMetrics {
+            seconds: self.plugin_seconds.get_or_create(&labels).clone(),
+            fuel: self.plugin_fuel.get_or_create(&labels).clone(),
+            errors: self.plugin_errors.clone(),
+            labels,
         }
     }
 

@@ -9,7 +9,7 @@ use regex::Regex;
 use crate::config::{ChainEntryConfig, Config, MatchRules, Secret, TenantConfig};
 use crate::plugin::{ApiGrant, CallContext, HttpGrant, WarmInstances};
 use crate::storage::KvStore;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, PluginMetrics};
 use crate::wechat::{self, Account, Content, Message, TimestampWindow};
 use crate::wechat_api::{AccountApi, ApiClient, Credentials, DEFAULT_BASE_URL};
 
@@ -36,6 +36,8 @@ pub struct ChainEntry {
     /// Instances of the plugin kept between this entry's calls (dropped with the entry when
     /// the config changes).
     pub warm: WarmInstances,
+    /// The plugin's metrics in this tenant.
+    pub metrics: PluginMetrics,
     matcher: Matcher,
 }
 
@@ -161,6 +163,7 @@ impl Tenant {
                     plugin: entry.name.clone(),
                     context,
                     warm: WarmInstances::default(),
+                    metrics: services.metrics.plugin(&config.id, &entry.name),
                     matcher: Matcher::new(&entry.match_rules)?,
                 })
             })

@@ -1,5 +1,6 @@
 //! Key-value data private to this plugin within the current tenant; it outlives the call
-//! (each message runs in a fresh instance, so state belongs here).
+//! (an instance, and its statics, may be replaced between any two messages, so state belongs
+//! here).
 //!
 //! The host caps key and value sizes and the writes per call; values may expire after a TTL.
 

@@ -6,8 +6,10 @@
 //! folder; it is loaded (and reloaded on change) without a restart. `wxhost new-plugin NAME`
 //! creates a crate that builds out of the box.
 //!
-//! Each message is handled in a fresh instance under a fuel budget, a deadline and a memory
-//! cap, so keep state in [`kv`], not in statics. The plugin reads its per-tenant settings with
+//! Each message is handled under a fuel budget, a deadline and a memory cap. The host may run
+//! several messages of the same tenant one after another in the same instance (a fresh one
+//! after a trap, a limit, a config change or every `calls_per_instance` calls), so statics
+//! are a cache at best: keep state in [`kv`]. The plugin reads its per-tenant settings with
 //! [`config`] and writes log lines with [`log`]. With capabilities the tenant grants, it calls
 //! the WeChat API ([`wechat`]) and outside services ([`http`]); [`reply_early`] answers WeChat
 //! at once while the plugin keeps working.

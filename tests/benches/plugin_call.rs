@@ -1,5 +1,5 @@
-//! Per-message plugin cost: a fresh instance + `handle` of the `echo` plugin on a typical text
-//! message, next to the same logic as a native Rust function.
+//! Per-message plugin cost: `handle` of the `echo` plugin on a typical text message in a fresh
+//! instance and in a warm one, next to the same logic as a native Rust function.
 //!
 //! `cargo bench -p wxhost-tests --bench plugin_call`
 
@@ -7,7 +7,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wxhost::plugin::{CallContext, Limits, Outcome, Runtime, RuntimeLimits};
+use wxhost::plugin::{
+    CallContext, EarlyReply, Limits, Outcome, Runtime, RuntimeLimits, WarmInstances,
+};
 use wxhost::storage::MemoryKv;
 use wxhost::wechat::{Content, Message, Reply};
 use wxhost_tests::plugins;
@@ -48,6 +50,22 @@ fn per_message(c: &mut Criterion) {
     group.bench_function("wasm_echo_fresh_instance", |b| {
         b.to_async(&tokio).iter(|| async {
             let report = runtime.call(&echo, &ctx, black_box(&msg)).await;
+            assert!(report.result.is_ok());
+            report
+        })
+    });
+    let warm = WarmInstances::default();
+    group.bench_function("wasm_echo_warm_instance", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let report = runtime
+                .call_with(
+                    &echo,
+                    &ctx,
+                    Some(&warm),
+                    black_box(&msg),
+                    EarlyReply::default(),
+                )
+                .await;
             assert!(report.result.is_ok());
             report
         })

@@ -294,14 +294,13 @@ impl Runtime {
     ) -> CallReport {
         let started = Instant::now();
         let limits = ctx.limits;
-        let name = plugin.name.to_string();
         let host_failure = |plugin: String, reason: String| CallReport {
             result: Err(Error::Host { plugin, reason }),
             fuel_used: 0,
             elapsed: started.elapsed(),
         };
         let Ok(_slot) = self.slots.acquire().await else {
-            return host_failure(name, "runtime is shutting down".into());
+            return host_failure(plugin.name.to_string(), "runtime is shutting down".into());
         };
         let deadline = started + limits.deadline();
         let (mut store, bindings, calls) = match warm.and_then(|w| w.take(plugin, ctx)) {
@@ -326,7 +325,7 @@ impl Runtime {
             }
         };
         if let Err(e) = store.set_fuel(limits.fuel) {
-            return host_failure(name, format!("{e:#}"));
+            return host_failure(plugin.name.to_string(), format!("{e:#}"));
         }
         store.set_epoch_deadline(1);
 
@@ -341,25 +340,28 @@ impl Runtime {
         };
         let outer = tokio::time::timeout(limits.deadline() + OUTER_TIMEOUT_GRACE, run).await;
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        let stderr = log_output(&name, &ctx.tenant, store.data());
+        let stderr = log_output(&plugin.name, &ctx.tenant, store.data());
 
         let (result, bindings) = match outer {
             Err(_) => (
                 Err(Error::Timeout {
-                    plugin: name,
+                    plugin: plugin.name.to_string(),
                     deadline_ms: limits.deadline_ms,
                 }),
                 None,
             ),
-            Ok(Err(e)) => (Err(classify(e, name, store.data(), &stderr)), None),
+            Ok(Err(e)) => (
+                Err(classify(e, plugin.name.to_string(), store.data(), &stderr)),
+                None,
+            ),
             Ok(Ok((bindings, Err(message)))) => (
                 Err(Error::Guest {
-                    plugin: name,
+                    plugin: plugin.name.to_string(),
                     message: truncate(&message, MESSAGE_BYTES),
                 }),
                 Some(bindings),
             ),
-            Ok(Ok((bindings, Ok(outcome)))) => (outcome_of(outcome, name), Some(bindings)),
+            Ok(Ok((bindings, Ok(outcome)))) => (outcome_of(outcome, &plugin.name), Some(bindings)),
         };
         // Only an instance whose call ended normally is kept: after a trap, a timeout or a
         // refused allocation its state is not to be trusted.
@@ -411,7 +413,7 @@ impl Runtime {
 
 fn outcome_of(
     outcome: super::bindings::wxhost::plugin::types::Outcome,
-    plugin: String,
+    plugin: &str,
 ) -> Result<Outcome, Error> {
     use super::bindings::wxhost::plugin::types::Outcome as Wit;
     match outcome {
@@ -419,7 +421,10 @@ fn outcome_of(
             let reply = convert::reply(reply);
             match reply.validate() {
                 Ok(()) => Ok(Outcome::Reply(reply)),
-                Err(source) => Err(Error::InvalidReply { plugin, source }),
+                Err(source) => Err(Error::InvalidReply {
+                    plugin: plugin.to_owned(),
+                    source,
+                }),
             }
         }
         Wit::Handled => Ok(Outcome::Handled),
