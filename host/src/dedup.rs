@@ -156,10 +156,17 @@ impl Table {
         (u128::from(high.hash_one(key)) << 64) | u128::from(low.hash_one(key))
     }
 
+    /// The locked shard holding `key`.
     fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
-        let shard = &self.shards[(key as usize) % SHARDS];
+        self.lock((key as usize) % SHARDS)
+    }
+
+    /// Locks shard `index`.
+    fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
         // A panic while holding a shard lock leaves nothing half-written that matters here.
-        shard.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -208,9 +215,7 @@ impl DedupStore for MemoryDedup {
         let now = Instant::now();
         let mut remaining = 0;
         for index in 0..SHARDS {
-            let mut shard = self.table.shards[index]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut shard = self.table.lock(index);
             shard.expire(now, usize::MAX);
             remaining += shard.slots.len();
         }
