@@ -7,8 +7,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
@@ -95,21 +97,23 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// URL verification (GET): the `echostr` to answer with.
-    pub fn verify_url(&self, tenant_id: &str, query: &CallbackQuery) -> Result<String, PushError> {
+    /// URL verification (GET) with the request's query string: the `echostr` to answer with.
+    pub fn verify_url(&self, tenant_id: &str, query: &str) -> Result<String, PushError> {
         let tenant = self
             .tenants
             .load()
             .get(tenant_id)
             .ok_or(PushError::UnknownTenant)?;
-        Ok(tenant.account.verify_url(query, unix_now())?.to_owned())
+        let query = CallbackQuery::parse(query)?;
+        Ok(tenant.account.verify_url(&query, unix_now())?.to_owned())
     }
 
-    /// Handles a push (POST) and returns the body to answer with.
+    /// Handles a push (POST) with the request's query string and body; returns the body to
+    /// answer with.
     pub async fn handle_push(
         &self,
         tenant_id: &str,
-        query: &CallbackQuery,
+        query: &str,
         body: &[u8],
     ) -> Result<PushAnswer, PushError> {
         let started = Instant::now();
@@ -118,7 +122,8 @@ impl Dispatcher {
             .load()
             .get(tenant_id)
             .ok_or(PushError::UnknownTenant)?;
-        let inbound = tenant.account.open(query, body, unix_now())?;
+        let query = CallbackQuery::parse(query)?;
+        let inbound = tenant.account.open(&query, body, unix_now())?;
         let msg = &inbound.message;
         let span = tracing::Span::current();
         span.record("msg_type", msg.msg_type());
@@ -173,6 +178,11 @@ impl Dispatcher {
     }
 
     /// Runs the chain under the passive budget; returns the answer and the outcome label.
+    ///
+    /// The chain is polled once in place first: most chains finish there (a plugin that does
+    /// not wait on I/O runs to its end in one poll), and then no task and no timer are needed.
+    /// Only a chain that has to wait becomes a task of its own, raced against the budget, so
+    /// that it can go on after the answer has been sent.
     async fn answer(
         &self,
         tenant: &Arc<Tenant>,
@@ -180,7 +190,7 @@ impl Dispatcher {
         started: Instant,
     ) -> (Answer, &'static str) {
         let (early, mut early_answer) = EarlyReply::channel();
-        let mut chain = tokio::spawn(
+        let mut chain: Pin<Box<dyn Future<Output = ChainResult> + Send>> = Box::pin(
             run_chain(
                 Arc::clone(&self.registry),
                 Arc::clone(tenant),
@@ -189,23 +199,16 @@ impl Dispatcher {
             )
             .in_current_span(),
         );
+        let first_poll = std::future::poll_fn(|cx| Poll::Ready(chain.as_mut().poll(cx))).await;
+        if let Poll::Ready(result) = first_poll {
+            return self.finished(tenant, msg, result, &mut early_answer, started);
+        }
+        let mut chain = tokio::spawn(chain);
         let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
         tokio::select! {
             biased;
             finished = &mut chain => match finished {
-                // A plugin answered early, then returned: the early reply is the passive one
-                // and what it returned goes late.
-                Ok(result) if !early_answer.is_empty() => {
-                    let finished = tokio::spawn(std::future::ready(result));
-                    self.continue_late(Arc::clone(tenant), msg.from_user.clone(), finished, started);
-                    (early_answer.try_recv().ok(), "early_reply")
-                }
-                Ok(ChainResult::Reply { reply, plugin }) => {
-                    tracing::Span::current().record("plugin", plugin.as_str());
-                    (Some(reply), "reply")
-                }
-                Ok(ChainResult::Handled) => (None, "handled"),
-                Ok(ChainResult::Unanswered) => (None, "unanswered"),
+                Ok(result) => self.finished(tenant, msg, result, &mut early_answer, started),
                 Err(join) => {
                     tracing::error!("plugin chain failed: {join}");
                     (None, "chain_failed")
@@ -223,6 +226,32 @@ impl Dispatcher {
                 self.continue_late(Arc::clone(tenant), msg.from_user.clone(), chain, started);
                 (None, "budget_exhausted")
             }
+        }
+    }
+
+    /// The answer of a chain that finished within the passive budget.
+    fn finished(
+        &self,
+        tenant: &Arc<Tenant>,
+        msg: &Message,
+        result: ChainResult,
+        early_answer: &mut oneshot::Receiver<Reply>,
+        started: Instant,
+    ) -> (Answer, &'static str) {
+        // A plugin answered early, then returned: the early reply is the passive one and what
+        // it returned goes late.
+        if let Ok(reply) = early_answer.try_recv() {
+            let finished = tokio::spawn(std::future::ready(result));
+            self.continue_late(Arc::clone(tenant), msg.from_user.clone(), finished, started);
+            return (Some(reply), "early_reply");
+        }
+        match result {
+            ChainResult::Reply { reply, plugin } => {
+                tracing::Span::current().record("plugin", plugin.as_str());
+                (Some(reply), "reply")
+            }
+            ChainResult::Handled => (None, "handled"),
+            ChainResult::Unanswered => (None, "unanswered"),
         }
     }
 

@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tracing::Instrument as _;
 
 use crate::dispatch::{Dispatcher, PushError};
 use crate::telemetry::Metrics;
-use crate::wechat::{CallbackQuery, Error as WechatError};
+use crate::wechat::Error as WechatError;
 
 /// The largest push body accepted (WeChat's pushes are a few kilobytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -77,14 +77,10 @@ fn refused_outcome(e: &PushError) -> &'static str {
     }
 }
 
-async fn verify(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    Query(query): Query<CallbackQuery>,
-) -> Response {
+async fn verify(State(state): State<AppState>, Path(tenant): Path<String>, uri: Uri) -> Response {
     let span = tracing::info_span!("verify", tenant = %tenant);
     let _entered = span.enter();
-    match state.dispatcher.verify_url(&tenant, &query) {
+    match state.dispatcher.verify_url(&tenant, query_string(&uri)) {
         Ok(echostr) => {
             state.metrics.request(&tenant, "url_verified");
             (
@@ -105,7 +101,7 @@ async fn verify(
 async fn push(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    Query(query): Query<CallbackQuery>,
+    uri: Uri,
     body: Bytes,
 ) -> Response {
     let span = tracing::info_span!(
@@ -116,7 +112,11 @@ async fn push(
         plugin = tracing::field::Empty,
     );
     async move {
-        match state.dispatcher.handle_push(&tenant, &query, &body).await {
+        let answer = state
+            .dispatcher
+            .handle_push(&tenant, query_string(&uri), &body)
+            .await;
+        match answer {
             Ok(answer) => {
                 let content_type = if answer.is_xml {
                     "application/xml; charset=utf-8"
@@ -135,6 +135,11 @@ async fn push(
     }
     .instrument(span)
     .await
+}
+
+/// The request's query string, empty when it has none.
+fn query_string(uri: &Uri) -> &str {
+    uri.query().unwrap_or_default()
 }
 
 /// Unknown tenant ids are attacker-chosen: they share one label instead of each making a series.

@@ -199,7 +199,7 @@ pub async fn send(
             let app = App::build(config_path).await?;
             app.state
                 .dispatcher
-                .handle_push(tenant, &query, body.as_bytes())
+                .handle_push(tenant, &query.to_query_string(), body.as_bytes())
                 .await
                 .map_err(|e| anyhow::anyhow!("the server refused the push: {e}"))?
                 .body

@@ -9,13 +9,24 @@ wit_bindgen::generate!({
     export_macro_name: "__export_plugin",
 });
 
-use self::wxhost::plugin::types as wit;
-use crate::message::{Content, Envelope, Event, Field, SubscribeMsgItem, SubscribeMsgSentItem};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use self::wxhost::plugin::{raw_fields, types as wit};
+use crate::message::{
+    Content, Envelope, Event, Field, Fields, SubscribeMsgItem, SubscribeMsgSentItem,
+};
 use crate::reply::{Article, Outcome as SdkOutcome, Reply};
+
+/// The number of the call being handled, so that raw fields are fetched only for its message.
+static CALL: AtomicU64 = AtomicU64::new(0);
 
 /// Runs plugin `P` on a message from the host (called by the code [`crate::export!`] generates).
 pub fn handle<P: crate::Plugin>(msg: Message) -> Result<Outcome, String> {
-    P::handle(&message(msg))
+    // Importing `raw-fields` tells the host to leave `msg.fields` empty; the reference keeps
+    // the import even in a plugin that never reads fields (the linker would drop it).
+    core::hint::black_box(raw_fields::get as fn() -> Vec<wit::Field>);
+    let call = CALL.fetch_add(1, Ordering::Relaxed) + 1;
+    P::handle(&message(msg, call))
         .map(outcome)
         .map_err(|e| e.to_string())
 }
@@ -26,6 +37,15 @@ pub(crate) mod imports {
     use crate::log::Level;
     use crate::wechat::{ApiError, CustomMessage, Method, TemplateMessage};
     use crate::{http, kv};
+
+    /// The raw fields of call `call`'s message: fetched while that call runs, none after.
+    pub fn raw_fields(call: u64) -> Vec<crate::Field> {
+        if super::CALL.load(super::Ordering::Relaxed) == call {
+            super::fields(super::raw_fields::get())
+        } else {
+            Vec::new()
+        }
+    }
 
     pub fn early_reply(reply: crate::Reply) -> Result<(), String> {
         early_reply::send(&super::reply(reply))
@@ -265,7 +285,7 @@ pub(crate) mod imports {
     }
 }
 
-fn message(m: Message) -> crate::Message {
+fn message(m: Message, call: u64) -> crate::Message {
     crate::Message {
         envelope: Envelope {
             tenant: m.envelope.tenant,
@@ -275,15 +295,22 @@ fn message(m: Message) -> crate::Message {
             msg_id: m.envelope.msg_id,
         },
         content: content(m.content),
-        fields: m
-            .fields
-            .into_iter()
-            .map(|f| Field {
-                path: f.path,
-                value: f.value,
-            })
-            .collect(),
+        // A host before 0.1.2 sends the fields with the message.
+        fields: if m.fields.is_empty() {
+            Fields::from_host(call)
+        } else {
+            Fields::from(fields(m.fields))
+        },
     }
+}
+
+fn fields(list: Vec<wit::Field>) -> Vec<Field> {
+    list.into_iter()
+        .map(|f| Field {
+            path: f.path,
+            value: f.value,
+        })
+        .collect()
 }
 
 fn content(c: wit::Content) -> Content {

@@ -64,7 +64,7 @@ pub mod bindings;
 
 pub use error::{Error, Result};
 pub use message::{
-    Content, Envelope, Event, Field, Message, SubscribeMsgItem, SubscribeMsgSentItem,
+    Content, Envelope, Event, Field, Fields, Message, SubscribeMsgItem, SubscribeMsgSentItem,
 };
 pub use reply::{Article, Outcome, Reply};
 

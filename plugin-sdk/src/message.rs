@@ -1,6 +1,10 @@
 //! The message a plugin handles: envelope, typed content, and every raw field.
 
+use std::cell::OnceCell;
+
 use serde::{Deserialize, Serialize};
+
+use crate::runtime::host;
 
 /// Who sent the message to which account, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -26,6 +30,94 @@ pub struct Field {
     pub value: String,
 }
 
+/// The raw fields of a message: a list of [`Field`]s (it derefs to `[Field]`).
+///
+/// A message from the host fetches them the first time they are read, so a plugin that never
+/// reads them does not pay for copying them. They are fetched from the call that received the
+/// message: a message kept past its call keeps the fields read during the call and has none
+/// otherwise.
+#[derive(Clone, Default)]
+pub struct Fields {
+    list: OnceCell<Vec<Field>>,
+    /// The call whose message these are, for fields still to be fetched from the host.
+    from_call: Option<u64>,
+}
+
+impl Fields {
+    /// Fields still to be fetched from the host, for the message of call `call`.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        allow(
+            dead_code,
+            reason = "only the wasm glue receives messages from the host"
+        )
+    )]
+    pub(crate) fn from_host(call: u64) -> Self {
+        Fields {
+            list: OnceCell::new(),
+            from_call: Some(call),
+        }
+    }
+
+    /// Adds a field (fetching the others first, so none is lost).
+    pub fn push(&mut self, field: Field) {
+        self.force();
+        if let Some(list) = self.list.get_mut() {
+            list.push(field);
+        }
+    }
+
+    fn force(&self) -> &Vec<Field> {
+        self.list.get_or_init(|| match self.from_call {
+            Some(call) => host::raw_fields(call),
+            None => Vec::new(),
+        })
+    }
+}
+
+impl From<Vec<Field>> for Fields {
+    fn from(list: Vec<Field>) -> Self {
+        Fields {
+            list: OnceCell::from(list),
+            from_call: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Fields {
+    type Target = [Field];
+
+    fn deref(&self) -> &[Field] {
+        self.force()
+    }
+}
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Fields {}
+
+impl Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.force().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Field>::deserialize(deserializer).map(Fields::from)
+    }
+}
+
 /// A message from a user (or an event) pushed to the account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -33,8 +125,8 @@ pub struct Message {
     pub envelope: Envelope,
     /// What was sent.
     pub content: Content,
-    /// Every leaf field as received, modelled or not.
-    pub fields: Vec<Field>,
+    /// Every leaf field as received, modelled or not (fetched when first read).
+    pub fields: Fields,
 }
 
 /// The kind of message and its fields.

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::http;
 use crate::kv;
 use crate::log::Level;
-use crate::message::{Content, Envelope, Event, Message};
+use crate::message::{Content, Envelope, Event, Field, Fields, Message};
 use crate::reply::Reply;
 use crate::wechat::{ApiError, CustomMessage, TemplateMessage};
 
@@ -167,7 +167,7 @@ pub fn message(from_user: &str, content: Content) -> Message {
             msg_id,
         },
         content,
-        fields: Vec::new(),
+        fields: Fields::default(),
     }
 }
 
@@ -207,6 +207,11 @@ pub(crate) mod host {
             return Err(kv::Error::ValueTooLarge(VALUE_BYTES as u32));
         }
         Ok(())
+    }
+
+    /// Natively, messages are built with their fields: there is no call to fetch them from.
+    pub fn raw_fields(_call: u64) -> Vec<Field> {
+        Vec::new()
     }
 
     pub fn log(level: Level, message: &str) {

@@ -33,6 +33,7 @@ const WORKSPACES: &[(&str, &[&str])] = &[
             "slow-counter",
             "capability-probe",
             "instance-state",
+            "field-reader",
         ],
     ),
 ];

@@ -43,7 +43,9 @@ fn per_message(c: &mut Criterion) {
         Arc::new(MemoryKv::default()),
         Limits::default(),
     );
-    let msg = wxhost_tests::text_message("你好，请问今天营业到几点？Do you open late today?");
+    let msg = Arc::new(wxhost_tests::text_message(
+        "你好，请问今天营业到几点？Do you open late today?",
+    ));
 
     let mut group = c.benchmark_group("per_message");
     group.bench_function("native_echo", |b| b.iter(|| native_echo(black_box(&msg))));

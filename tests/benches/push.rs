@@ -6,12 +6,14 @@
 //!
 //! `cargo bench -p wxhost-tests --bench push`
 
+use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use wxhost::dedup::{self, Begin, DedupStore, MemoryDedup};
 use wxhost::dispatch::unix_now;
 use wxhost::server::App;
+use wxhost::wechat::xml;
 use wxhost::wechat::{Account, CallbackQuery, Content, EnvelopeParams, Message, Mode, Reply};
 
 // The allocator the server uses.
@@ -70,8 +72,12 @@ fn per_push(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_push_safe_mode");
     group.bench_function("native_pipeline", |b| {
         b.iter_batched(
-            fresh,
+            || {
+                let (query, body) = fresh();
+                (query.to_query_string(), body)
+            },
             |(query, body)| {
+                let query = CallbackQuery::parse(&query).expect("query parses");
                 let inbound = account.open(&query, &body, unix_now()).expect("opens");
                 let msg = &inbound.message;
                 let answer = match &msg.content {
@@ -97,7 +103,10 @@ fn per_push(c: &mut Criterion) {
     });
     group.bench_function("wxhost_echo_plugin", |b| {
         b.to_async(&tokio).iter_batched(
-            fresh,
+            || {
+                let (query, body) = fresh();
+                (query.to_query_string(), body)
+            },
             |(query, body)| async move {
                 let answer = dispatcher
                     .handle_push("bench", &query, &body)
@@ -108,6 +117,38 @@ fn per_push(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    group.finish();
+
+    // The pipeline's steps on one push, each alone.
+    let (query, body) = fresh();
+    let query_string = query.to_query_string();
+    let inbound = account.open(&query, &body, unix_now()).expect("opens");
+    let body_text = std::str::from_utf8(&body).expect("utf-8");
+    let inner = inbound.message.to_xml();
+    let reply = Reply::text("echo: 你好，请问今天营业到几点？Do you open late today?");
+    let mut group = c.benchmark_group("push_steps_safe_mode");
+    group.bench_function("parse_query", |b| {
+        b.iter(|| CallbackQuery::parse(black_box(&query_string)))
+    });
+    group.bench_function("parse_envelope_xml", |b| {
+        b.iter(|| xml::parse_document(black_box(body_text)))
+    });
+    group.bench_function("parse_message_xml", |b| {
+        b.iter(|| Message::parse(black_box(&inner)))
+    });
+    group.bench_function("open", |b| {
+        b.iter(|| account.open(black_box(&query), black_box(&body), unix_now()))
+    });
+    group.bench_function("answer", |b| {
+        b.iter(|| {
+            account.answer(
+                &inbound,
+                Some(black_box(&reply)),
+                unix_now(),
+                &mut rand::rng(),
+            )
+        })
     });
     group.finish();
 }

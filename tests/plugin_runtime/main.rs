@@ -2,6 +2,7 @@
 //! misbehaving ones, the compile cache, and the hot-reloaded plugins folder.
 
 mod examples;
+mod fields;
 mod folder;
 mod limits;
 mod scaffold;

@@ -29,7 +29,7 @@ async fn call(
             plugin,
             ctx,
             Some(warm),
-            &text("o", content),
+            &Arc::new(text("o", content)),
             EarlyReply::default(),
         )
         .await;

@@ -111,7 +111,7 @@ impl CallState {
     }
 
     fn recipient(&self, to_user: Option<String>) -> String {
-        to_user.unwrap_or_else(|| self.from_user.clone())
+        to_user.unwrap_or_else(|| self.message.from_user.clone())
     }
 }
 

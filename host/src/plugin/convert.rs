@@ -3,10 +3,9 @@
 use super::bindings::wxhost::plugin::types as wit;
 use crate::wechat::{self, Content, Event, xml::Element};
 
-/// The WIT message for `msg`, pushed to `tenant`.
-pub fn message(tenant: &str, msg: &wechat::Message) -> wit::Message {
-    let mut fields = Vec::with_capacity(msg.fields.children.len());
-    flatten(&msg.fields, "", &mut fields);
+/// The WIT message for `msg`, pushed to `tenant`; its raw fields only `with_fields` (a plugin
+/// that imports `raw-fields` asks for them instead).
+pub fn message(tenant: &str, msg: &wechat::Message, with_fields: bool) -> wit::Message {
     wit::Message {
         envelope: wit::Envelope {
             tenant: tenant.to_owned(),
@@ -16,8 +15,15 @@ pub fn message(tenant: &str, msg: &wechat::Message) -> wit::Message {
             msg_id: msg.msg_id,
         },
         content: content(&msg.content),
-        fields,
+        fields: if with_fields { fields(msg) } else { Vec::new() },
     }
+}
+
+/// Every leaf field of `msg` as received, in document order.
+pub fn fields(msg: &wechat::Message) -> Vec<wit::Field> {
+    let mut fields = Vec::with_capacity(msg.fields.children.len());
+    flatten(&msg.fields, "", &mut fields);
+    fields
 }
 
 /// Every leaf under `el` as a `/`-separated path and its text, in document order.

@@ -11,12 +11,14 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::wxhost::plugin::{config, kv, log, types};
+use super::bindings::wxhost::plugin::{config, kv, log, raw_fields, types};
 use super::capabilities::{ApiGrant, EarlyReply};
 use super::capture::Capture;
+use super::convert;
 use super::limits::Limits;
 use super::outbound::{HttpGrant, OutboundHttp};
 use crate::storage::{self, KvStore, Namespace};
+use crate::wechat::Message;
 
 /// What a call of a plugin for one tenant may see: its settings and its kv namespace.
 #[derive(Clone)]
@@ -162,8 +164,8 @@ pub struct CallState {
     pub limiter: Limiter,
     pub(super) plugin: Arc<str>,
     pub(super) ctx: CallContext,
-    /// The sender of the message being handled.
-    pub(super) from_user: String,
+    /// The message being handled (a kept instance holds its last one until the next call).
+    pub(super) message: Arc<Message>,
     pub(super) early: EarlyReply,
     pub(super) api_calls: u32,
     pub(super) deadline: Instant,
@@ -179,13 +181,13 @@ pub struct CallState {
 }
 
 impl CallState {
-    /// Fresh state for calling `plugin` in `ctx` on a message from `from_user`, ending at
-    /// `deadline`: WASI with nothing granted (no files, no environment, no sockets), output
-    /// captured, HTTP and the WeChat API only as granted.
+    /// Fresh state for calling `plugin` in `ctx` on `message`, ending at `deadline`: WASI with
+    /// nothing granted (no files, no environment, no sockets), output captured, HTTP and the
+    /// WeChat API only as granted.
     pub fn new(
         plugin: Arc<str>,
         ctx: CallContext,
-        from_user: &str,
+        message: Arc<Message>,
         early: EarlyReply,
         deadline: Instant,
     ) -> Self {
@@ -213,7 +215,7 @@ impl CallState {
             namespace: Namespace::new(ctx.tenant.clone(), plugin.to_string()),
             plugin,
             ctx,
-            from_user: from_user.to_owned(),
+            message,
             early,
             api_calls: 0,
             deadline,
@@ -232,11 +234,11 @@ impl CallState {
         self.ctx.identity == ctx.identity && self.ctx.limits == ctx.limits
     }
 
-    /// Prepares a kept instance for its next call on a message from `from_user`, ending at
-    /// `deadline`: the per-call counts, caps and early-reply slot start over; WASI state and the
-    /// guest's resources stay with the instance.
-    pub fn begin_call(&mut self, from_user: &str, early: EarlyReply, deadline: Instant) {
-        from_user.clone_into(&mut self.from_user);
+    /// Prepares a kept instance for its next call on `message`, ending at `deadline`: the
+    /// per-call counts, caps and early-reply slot start over; WASI state and the guest's
+    /// resources stay with the instance.
+    pub fn begin_call(&mut self, message: Arc<Message>, early: EarlyReply, deadline: Instant) {
+        self.message = message;
         self.early = early;
         self.deadline = deadline;
         self.api_calls = 0;
@@ -298,6 +300,12 @@ impl WasiHttpView for CallState {
 }
 
 impl types::Host for CallState {}
+
+impl raw_fields::Host for CallState {
+    fn get(&mut self) -> Vec<types::Field> {
+        convert::fields(&self.message)
+    }
+}
 
 impl log::Host for CallState {
     fn log(&mut self, level: log::Level, message: String) {

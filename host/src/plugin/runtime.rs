@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -50,6 +51,8 @@ pub struct Plugin {
     hash: String,
     origin: Origin,
     pre: PluginPre<CallState>,
+    /// Whether it imports `raw-fields` (and so is handed messages without their raw fields).
+    lazy_fields: bool,
     /// Unique per load, so a reloaded plugin never runs in an instance of its predecessor.
     load_id: u64,
 }
@@ -60,6 +63,7 @@ impl std::fmt::Debug for Plugin {
             .field("name", &self.name)
             .field("hash", &self.hash)
             .field("origin", &self.origin)
+            .field("lazy_fields", &self.lazy_fields)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +82,12 @@ impl Plugin {
     /// Whether it was compiled now or loaded from the compile cache.
     pub fn origin(&self) -> Origin {
         self.origin
+    }
+
+    /// Whether it imports `raw-fields`, and so is handed messages without their raw fields
+    /// (it asks for them when it reads them). Plugins built with the SDK since WIT 0.1.2 do.
+    pub fn fetches_fields_on_demand(&self) -> bool {
+        self.lazy_fields
     }
 }
 
@@ -189,6 +199,9 @@ const MESSAGE_BYTES: usize = 1024;
 /// An instance whose memory grew past this is not kept warm: it would hold that memory idle.
 pub const WARM_MEMORY_BYTES: usize = 8 * 1024 * 1024;
 
+/// The import (any 0.1.x version) by which a plugin asks for raw fields on demand.
+const RAW_FIELDS_IMPORT: &str = "wxhost:plugin/raw-fields@";
+
 /// A new [`Plugin::load_id`].
 fn next_load_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -261,11 +274,16 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(load_error)?;
         let pre = PluginPre::new(instance_pre).map_err(load_error)?;
+        let lazy_fields = component
+            .component_type()
+            .imports(&self.engine)
+            .any(|(import, _)| import.starts_with(RAW_FIELDS_IMPORT));
         Ok(Plugin {
             name: name.into(),
             hash,
             origin,
             pre,
+            lazy_fields,
             load_id: next_load_id(),
         })
     }
@@ -277,7 +295,8 @@ impl Runtime {
         ctx: &CallContext,
         msg: &wechat::Message,
     ) -> CallReport {
-        self.call_with(plugin, ctx, None, msg, EarlyReply::default())
+        let msg = Arc::new(msg.clone());
+        self.call_with(plugin, ctx, None, &msg, EarlyReply::default())
             .await
     }
 
@@ -289,7 +308,7 @@ impl Runtime {
         plugin: &Plugin,
         ctx: &CallContext,
         warm: Option<&WarmInstances>,
-        msg: &wechat::Message,
+        msg: &Arc<wechat::Message>,
         early: EarlyReply,
     ) -> CallReport {
         let started = Instant::now();
@@ -310,14 +329,16 @@ impl Runtime {
                 calls,
                 ..
             }) => {
-                store.data_mut().begin_call(&msg.from_user, early, deadline);
+                store
+                    .data_mut()
+                    .begin_call(Arc::clone(msg), early, deadline);
                 (store, Some(bindings), calls)
             }
             None => {
                 let state = CallState::new(
                     plugin.name.clone(),
                     ctx.clone(),
-                    &msg.from_user,
+                    Arc::clone(msg),
                     early,
                     deadline,
                 );
@@ -329,7 +350,7 @@ impl Runtime {
         }
         store.set_epoch_deadline(1);
 
-        let input = convert::message(&ctx.tenant, msg);
+        let input = convert::message(&ctx.tenant, msg, !plugin.lazy_fields);
         let run = async {
             let bindings = match bindings {
                 Some(bindings) => bindings,
@@ -338,7 +359,19 @@ impl Runtime {
             let result = bindings.call_handle(&mut store, &input).await?;
             Ok::<_, wasmtime::Error>((bindings, result))
         };
-        let outer = tokio::time::timeout(limits.deadline() + OUTER_TIMEOUT_GRACE, run).await;
+        // The outer timeout is armed only when the call has to wait: a call that runs to its
+        // end in one poll needs no timer (epochs bound the time the guest itself runs).
+        let outer = {
+            let mut run = std::pin::pin!(run);
+            match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
+                Poll::Ready(done) => Ok(done),
+                Poll::Pending => {
+                    let outer_deadline =
+                        tokio::time::Instant::from_std(deadline + OUTER_TIMEOUT_GRACE);
+                    tokio::time::timeout_at(outer_deadline, run).await
+                }
+            }
+        };
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let stderr = log_output(&plugin.name, &ctx.tenant, store.data());
 

@@ -17,6 +17,9 @@ pub enum Error {
     /// A query parameter the protocol requires is absent.
     #[error("missing query parameter `{0}`")]
     MissingParameter(&'static str),
+    /// A query parameter the protocol reads appears more than once.
+    #[error("query parameter `{0}` appears more than once")]
+    RepeatedParameter(&'static str),
     /// The `timestamp` parameter is not a number of seconds.
     #[error("timestamp {0:?} is not a number of seconds")]
     InvalidTimestamp(String),
@@ -136,6 +139,7 @@ impl Error {
         match self {
             Error::SignatureMismatch { .. }
             | Error::MissingParameter(_)
+            | Error::RepeatedParameter(_)
             | Error::InvalidTimestamp(_)
             | Error::StaleTimestamp { .. }
             | Error::PlaintextRefused => -40001,

@@ -5,6 +5,7 @@
 //! from query parameters alone: a safe-mode account refuses plaintext pushes whatever the query
 //! says, and the plain `signature` is checked in every mode.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -52,6 +53,40 @@ pub struct CallbackQuery {
 }
 
 impl CallbackQuery {
+    /// Parses a query string as it arrives (`signature=…&timestamp=…`, percent-encoded).
+    /// Parameters the protocol does not read are ignored; one it reads given twice is refused,
+    /// since which of the two was signed would be a guess.
+    pub fn parse(query: &str) -> Result<Self> {
+        let mut parsed = CallbackQuery::default();
+        for pair in query.split('&') {
+            // WeChat's parameters are plain ASCII: decode only a pair that needs it.
+            let (key, value) = if pair.bytes().any(|b| matches!(b, b'%' | b'+')) {
+                match form_urlencoded::parse(pair.as_bytes()).next() {
+                    Some(decoded) => decoded,
+                    None => continue,
+                }
+            } else {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (Cow::Borrowed(key), Cow::Borrowed(value))
+            };
+            let (slot, name) = match key.as_ref() {
+                "signature" => (&mut parsed.signature, "signature"),
+                "timestamp" => (&mut parsed.timestamp, "timestamp"),
+                "nonce" => (&mut parsed.nonce, "nonce"),
+                "echostr" => (&mut parsed.echostr, "echostr"),
+                "openid" => (&mut parsed.openid, "openid"),
+                "encrypt_type" => (&mut parsed.encrypt_type, "encrypt_type"),
+                "msg_signature" => (&mut parsed.msg_signature, "msg_signature"),
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(Error::RepeatedParameter(name));
+            }
+            *slot = Some(value.into_owned());
+        }
+        Ok(parsed)
+    }
+
     /// The query string WeChat would send (`signature=…&timestamp=…`), values percent-encoded.
     pub fn to_query_string(&self) -> String {
         [
@@ -332,4 +367,44 @@ impl Account {
 /// The body that tells WeChat there is no passive reply.
 pub fn no_reply(encrypted: bool) -> &'static str {
     if encrypted { "" } else { "success" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_round_trips_through_its_string() {
+        let query = CallbackQuery {
+            signature: Some("ab12".into()),
+            timestamp: Some("1700000000".into()),
+            nonce: Some("n 1&2=3".into()),
+            echostr: Some("中文+/=".into()),
+            openid: Some("o_user".into()),
+            encrypt_type: Some("aes".into()),
+            msg_signature: Some("cd34".into()),
+        };
+        assert_eq!(
+            CallbackQuery::parse(&query.to_query_string()),
+            Ok(query.clone())
+        );
+    }
+
+    #[test]
+    fn query_decodes_percent_and_plus_and_ignores_unknown_parameters() {
+        let query =
+            CallbackQuery::parse("nonce=a%20b+c&utm_source=x&timestamp=1&empty").expect("parses");
+        assert_eq!(query.nonce.as_deref(), Some("a b c"));
+        assert_eq!(query.timestamp.as_deref(), Some("1"));
+        assert_eq!(query.signature, None);
+        assert_eq!(CallbackQuery::parse(""), Ok(CallbackQuery::default()));
+    }
+
+    #[test]
+    fn query_refuses_a_repeated_parameter() {
+        assert_eq!(
+            CallbackQuery::parse("signature=a&nonce=n&signature=b"),
+            Err(Error::RepeatedParameter("signature"))
+        );
+    }
 }

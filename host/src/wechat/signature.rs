@@ -15,18 +15,22 @@ use super::error::{Error, Result};
 /// );
 /// ```
 pub fn signature(token: &str, timestamp: &str, nonce: &str) -> String {
-    sorted_sha1_hex(&mut [token, timestamp, nonce])
+    hex::encode(sorted_sha1(&mut [token, timestamp, nonce]))
 }
 
 /// `msg_signature`: hex SHA-1 of the sorted concatenation of token, timestamp, nonce and the
 /// `Encrypt` value.
 pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
-    sorted_sha1_hex(&mut [token, timestamp, nonce, encrypt])
+    hex::encode(sorted_sha1(&mut [token, timestamp, nonce, encrypt]))
 }
 
 /// Checks a push's plain `signature` (sent in every mode, and on URL verification).
 pub fn verify_signature(token: &str, timestamp: &str, nonce: &str, given: &str) -> Result<()> {
-    check(&signature(token, timestamp, nonce), given, "signature")
+    check(
+        &sorted_sha1(&mut [token, timestamp, nonce]),
+        given,
+        "signature",
+    )
 }
 
 /// Checks a push's `msg_signature` over its `Encrypt` value.
@@ -38,25 +42,27 @@ pub fn verify_msg_signature(
     given: &str,
 ) -> Result<()> {
     check(
-        &msg_signature(token, timestamp, nonce, encrypt),
+        &sorted_sha1(&mut [token, timestamp, nonce, encrypt]),
         given,
         "msg_signature",
     )
 }
 
-fn sorted_sha1_hex(parts: &mut [&str]) -> String {
+fn sorted_sha1(parts: &mut [&str]) -> [u8; 20] {
     parts.sort_unstable();
     let mut hasher = Sha1::new();
     for part in parts.iter() {
         hasher.update(part.as_bytes());
     }
-    hex::encode(hasher.finalize())
+    hasher.finalize().into()
 }
 
-/// Constant-time comparison; WeChat sends lowercase hex, an uppercase copy is accepted too.
-fn check(expected: &str, given: &str, which: &'static str) -> Result<()> {
-    let given = given.to_ascii_lowercase();
-    if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+/// Compares the digest with the hex one `given` in constant time; WeChat sends lowercase hex,
+/// an uppercase copy is accepted too.
+fn check(expected: &[u8; 20], given: &str, which: &'static str) -> Result<()> {
+    let mut given_digest = [0u8; 20];
+    let decoded = hex::decode_to_slice(given, &mut given_digest).is_ok();
+    if decoded && bool::from(expected.ct_eq(&given_digest)) {
         Ok(())
     } else {
         Err(Error::SignatureMismatch { which })
@@ -73,7 +79,7 @@ mod tests {
         assert_eq!(signature("a", "b", "c"), signature("c", "a", "b"));
         assert_eq!(
             msg_signature("t", "1", "n", "E"),
-            sorted_sha1_hex(&mut ["E", "n", "1", "t"])
+            hex::encode(sorted_sha1(&mut ["E", "n", "1", "t"]))
         );
     }
 
@@ -94,7 +100,15 @@ mod tests {
     #[test]
     fn rejects_wrong_truncated_and_empty_signatures() {
         let sig = signature("token", "1700000000", "nonce");
-        for given in [&sig[..39], "", "0000000000000000000000000000000000000000"] {
+        let longer = format!("{sig}00");
+        let not_hex = format!("{}zz", &sig[..38]);
+        for given in [
+            &sig[..39],
+            "",
+            "0000000000000000000000000000000000000000",
+            &longer,
+            &not_hex,
+        ] {
             assert_eq!(
                 verify_signature("token", "1700000000", "nonce", given),
                 Err(Error::SignatureMismatch { which: "signature" })

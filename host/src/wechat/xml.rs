@@ -91,22 +91,53 @@ pub fn is_xml_char(c: char) -> bool {
 
 /// Removes the characters XML 1.0 cannot carry, borrowing when there are none.
 pub fn sanitize(input: &str) -> Cow<'_, str> {
-    // Fast path over bytes: in UTF-8 the only characters XML forbids are the ASCII controls
-    // other than tab, newline and return, and U+FFFE and U+FFFF (surrogates cannot occur).
-    let no_controls = input
-        .bytes()
-        .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
-    if no_controls && !input.contains(['\u{FFFE}', '\u{FFFF}']) {
-        Cow::Borrowed(input)
-    } else {
+    if has_non_xml_char(input.as_bytes()) {
         Cow::Owned(input.chars().filter(|&c| is_xml_char(c)).collect())
+    } else {
+        Cow::Borrowed(input)
     }
+}
+
+/// Whether UTF-8 `bytes` hold a character XML 1.0 forbids. In UTF-8 those are the ASCII
+/// controls other than tab, newline and return, and U+FFFE and U+FFFF (`EF BF BE`/`EF BF BF`;
+/// surrogates cannot occur). Eight bytes at a time: only a word holding a byte below 0x20 or
+/// an 0xEF is looked at byte by byte.
+fn has_non_xml_char(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let forbidden_at = |i: usize| match bytes[i] {
+        b'\t' | b'\n' | b'\r' => false,
+        b if b < 0x20 => true,
+        0xEF => bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)),
+        _ => false,
+    };
+    let words = bytes.chunks_exact(8);
+    let tail_start = bytes.len() - words.remainder().len();
+    for (n, word) in words.enumerate() {
+        let mut array = [0u8; 8];
+        array.copy_from_slice(word);
+        let word = u64::from_le_bytes(array);
+        // Classic SWAR tests: a byte below 0x20, and a byte equal to 0xEF (exact per word).
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+        let xor_ef = word ^ (ONES * 0xEF);
+        let ef = xor_ef.wrapping_sub(ONES) & !xor_ef & HIGH_BITS;
+        if below_space | ef != 0 && (n * 8..n * 8 + 8).any(forbidden_at) {
+            return true;
+        }
+    }
+    (tail_start..bytes.len()).any(forbidden_at)
 }
 
 /// Appends `text` as CDATA, splitting any `]]>` so the value cannot break out of the section.
 pub fn push_cdata(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
-    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+    let mut rest = text;
+    while let Some(end) = rest.find("]]>") {
+        out.push_str(&rest[..end]);
+        out.push_str("]]]]><![CDATA[>");
+        rest = &rest[end + 3..];
+    }
+    out.push_str(rest);
     out.push_str("]]>");
 }
 
@@ -224,10 +255,20 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn sanitize_keeps_exactly_the_xml_characters(text in "(\\PC|[\\x00-\\x1f\\x7f\\u{fffe}\\u{ffff}]){0,40}") {
+        fn sanitize_keeps_exactly_the_xml_characters(text in "(\\PC|[\\x00-\\x1f\\x7f\\u{fffe}\\u{ffff}\\u{fffd}\\u{fbff}]){0,80}") {
             let expected: String = text.chars().filter(|&c| is_xml_char(c)).collect();
             let sanitized = sanitize(&text);
             proptest::prop_assert_eq!(sanitized.as_ref(), expected.as_str());
+        }
+
+        #[test]
+        fn cdata_carries_any_text_through_a_parse(text in "([\\]>]|\\PC){0,40}") {
+            let text: String = text.chars().filter(|&c| is_xml_char(c)).collect();
+            let mut doc = String::from("<xml><C>");
+            push_cdata(&mut doc, &text);
+            doc.push_str("</C></xml>");
+            let root = parse_document(&doc).expect("written CDATA parses");
+            proptest::prop_assert_eq!(root.child_text("C"), Some(text.as_str()));
         }
     }
 

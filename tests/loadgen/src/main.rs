@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::http::Uri;
 use axum::routing::{get, post};
 use clap::{Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
@@ -284,9 +285,12 @@ async fn native(listen: SocketAddr, mode: Mode) -> anyhow::Result<()> {
 
 async fn native_push(
     State(state): State<NativeState>,
-    Query(query): Query<CallbackQuery>,
+    uri: Uri,
     body: Bytes,
 ) -> (axum::http::StatusCode, String) {
+    let Ok(query) = CallbackQuery::parse(uri.query().unwrap_or_default()) else {
+        return (axum::http::StatusCode::BAD_REQUEST, String::new());
+    };
     let Ok(inbound) = state.account.open(&query, &body, unix_now()) else {
         return (axum::http::StatusCode::BAD_REQUEST, String::new());
     };
