@@ -156,48 +156,35 @@ impl Reply {
     /// ```
     pub fn encode(&self, to_user: &str, from_user: &str, create_time: i64) -> Result<String> {
         self.validate()?;
-        let mut root = Element {
-            name: "xml".into(),
-            text: String::new(),
-            children: vec![
-                Element::leaf("ToUserName", to_user),
-                Element::leaf("FromUserName", from_user),
-                Element::leaf("CreateTime", create_time.to_string()),
-                Element::leaf("MsgType", self.msg_type()),
-            ],
-        };
-        root.children.extend(self.body());
-        check_chars(&root)?;
-        let mut out = String::with_capacity(256);
-        root.write(&mut out, &["CreateTime", "ArticleCount"]);
-        Ok(out)
-    }
-
-    /// The type-specific elements after `MsgType`.
-    fn body(&self) -> Vec<Element> {
+        let mut w = XmlWriter(String::with_capacity(256 + self.text_len()));
+        w.0.push_str("<xml>");
+        w.leaf("ToUserName", to_user)?;
+        w.leaf("FromUserName", from_user)?;
+        w.number("CreateTime", create_time);
+        w.leaf("MsgType", self.msg_type())?;
         match self {
-            Reply::Text { content } => vec![Element::leaf("Content", content.as_str())],
-            Reply::Image { media_id } => vec![group("Image", [("MediaId", media_id)])],
-            Reply::Voice { media_id } => vec![group("Voice", [("MediaId", media_id)])],
+            Reply::Text { content } => w.leaf("Content", content)?,
+            Reply::Image { media_id } => w.group("Image", [("MediaId", media_id)])?,
+            Reply::Voice { media_id } => w.group("Voice", [("MediaId", media_id)])?,
             Reply::Video {
                 media_id,
                 title,
                 description,
-            } => vec![group(
+            } => w.group(
                 "Video",
                 [
                     ("MediaId", media_id),
                     ("Title", title),
                     ("Description", description),
                 ],
-            )],
+            )?,
             Reply::Music {
                 title,
                 description,
                 music_url,
                 hq_music_url,
                 thumb_media_id,
-            } => vec![group(
+            } => w.group(
                 "Music",
                 [
                     ("Title", title),
@@ -206,32 +193,42 @@ impl Reply {
                     ("HQMusicUrl", hq_music_url),
                     ("ThumbMediaId", thumb_media_id),
                 ],
-            )],
-            Reply::News { articles } => vec![
-                Element::leaf("ArticleCount", articles.len().to_string()),
-                Element {
-                    name: "Articles".into(),
-                    text: String::new(),
-                    children: articles
-                        .iter()
-                        .map(|a| {
-                            group(
-                                "item",
-                                [
-                                    ("Title", &a.title),
-                                    ("Description", &a.description),
-                                    ("PicUrl", &a.pic_url),
-                                    ("Url", &a.url),
-                                ],
-                            )
-                        })
-                        .collect(),
-                },
-            ],
-            Reply::TransferCustomerService { kf_account } => kf_account
+            )?,
+            Reply::News { articles } => {
+                w.number("ArticleCount", articles.len());
+                w.0.push_str("<Articles>");
+                for a in articles {
+                    w.group(
+                        "item",
+                        [
+                            ("Title", &a.title),
+                            ("Description", &a.description),
+                            ("PicUrl", &a.pic_url),
+                            ("Url", &a.url),
+                        ],
+                    )?;
+                }
+                w.0.push_str("</Articles>");
+            }
+            Reply::TransferCustomerService { kf_account } => {
+                if let Some(account) = kf_account {
+                    w.group("TransInfo", [("KfAccount", account)])?;
+                }
+            }
+        }
+        w.0.push_str("</xml>");
+        Ok(w.0)
+    }
+
+    /// Bytes of the reply's own texts (to size the encoding).
+    fn text_len(&self) -> usize {
+        match self {
+            Reply::Text { content } => content.len(),
+            Reply::News { articles } => articles
                 .iter()
-                .map(|account| group("TransInfo", [("KfAccount", account)]))
-                .collect(),
+                .map(|a| a.title.len() + a.description.len() + a.pic_url.len() + a.url.len() + 128)
+                .sum(),
+            _ => 256,
         }
     }
 
@@ -300,23 +297,47 @@ impl Reply {
     }
 }
 
-fn group<'a>(name: &str, fields: impl IntoIterator<Item = (&'a str, &'a String)>) -> Element {
-    Element {
-        name: name.into(),
-        text: String::new(),
-        children: fields
-            .into_iter()
-            .map(|(n, v)| Element::leaf(n, v.as_str()))
-            .collect(),
-    }
-}
+/// Writes a reply's XML as WeChat expects it: every text in CDATA, numbers bare. A text holding
+/// a character XML 1.0 cannot carry is refused: WeChat would reject the whole reply.
+struct XmlWriter(String);
 
-/// Refuses characters XML 1.0 cannot carry: WeChat would reject the whole reply.
-fn check_chars(el: &Element) -> Result<()> {
-    if !el.text.chars().all(xml::is_xml_char) {
-        return Err(Error::InvalidReplyChar(field_name(&el.name)));
+impl XmlWriter {
+    fn leaf(&mut self, name: &str, text: &str) -> Result<()> {
+        if !xml::is_xml_text(text) {
+            return Err(Error::InvalidReplyChar(field_name(name)));
+        }
+        self.0.push('<');
+        self.0.push_str(name);
+        self.0.push('>');
+        xml::push_cdata(&mut self.0, text);
+        self.0.push_str("</");
+        self.0.push_str(name);
+        self.0.push('>');
+        Ok(())
     }
-    el.children.iter().try_for_each(check_chars)
+
+    fn number(&mut self, name: &str, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        // Writing to a String cannot fail.
+        let _ = write!(self.0, "<{name}>{value}</{name}>");
+    }
+
+    fn group<'a>(
+        &mut self,
+        name: &str,
+        leaves: impl IntoIterator<Item = (&'a str, &'a String)>,
+    ) -> Result<()> {
+        self.0.push('<');
+        self.0.push_str(name);
+        self.0.push('>');
+        for (leaf, text) in leaves {
+            self.leaf(leaf, text)?;
+        }
+        self.0.push_str("</");
+        self.0.push_str(name);
+        self.0.push('>');
+        Ok(())
+    }
 }
 
 /// Maps an element name to the model's field name for error messages.

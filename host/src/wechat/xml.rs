@@ -98,6 +98,11 @@ pub fn sanitize(input: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether every character of `text` is one XML 1.0 can carry.
+pub fn is_xml_text(text: &str) -> bool {
+    !has_non_xml_char(text.as_bytes())
+}
+
 /// Whether UTF-8 `bytes` hold a character XML 1.0 forbids. In UTF-8 those are the ASCII
 /// controls other than tab, newline and return, and U+FFFE and U+FFFF (`EF BF BE`/`EF BF BF`;
 /// surrogates cannot occur). Eight bytes at a time: only a word holding a byte below 0x20 or
@@ -132,7 +137,7 @@ fn has_non_xml_char(bytes: &[u8]) -> bool {
 pub fn push_cdata(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
     let mut rest = text;
-    while let Some(end) = rest.find("]]>") {
+    while let Some(end) = memchr::memmem::find(rest.as_bytes(), b"]]>") {
         out.push_str(&rest[..end]);
         out.push_str("]]]]><![CDATA[>");
         rest = &rest[end + 3..];

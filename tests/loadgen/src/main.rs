@@ -77,9 +77,10 @@ enum Command {
         /// Seconds of measured load (after one second of warm-up).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Pushes prepared (the run stops early if they run out).
-        #[arg(long, default_value_t = 400_000)]
-        pushes: usize,
+        /// Pushes prepared; by default 150,000 per second of the run and warm-up, more than
+        /// this machine sends to hello-world. The run fails if they run out.
+        #[arg(long)]
+        pushes: Option<usize>,
         /// A label for the JSON line.
         #[arg(long, default_value = "")]
         label: String,
@@ -172,14 +173,23 @@ async fn load(
     mode: Mode,
     connections: usize,
     seconds: u64,
-    pushes: usize,
+    pushes: Option<usize>,
     label: &str,
 ) -> anyhow::Result<()> {
+    let pushes = pushes.unwrap_or(150_000 * (seconds as usize + 1));
     let authority = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
+    let preparing = Instant::now();
     let prepared = Arc::new(prepare(tenant, mode, pushes)?);
+    #[allow(clippy::print_stderr, reason = "progress for the run script")]
+    {
+        eprintln!(
+            "prepared {pushes} pushes in {:.1} s; sending",
+            preparing.elapsed().as_secs_f64()
+        );
+    }
     let next = Arc::new(AtomicUsize::new(0));
     let warmup = Duration::from_secs(1);
     let started = Instant::now();
@@ -201,6 +211,13 @@ async fn load(
         measured += n;
         errors += e;
     }
+    let left = prepared.len().saturating_sub(next.load(Ordering::Relaxed));
+    if left == 0 {
+        anyhow::bail!(
+            "{label}: the {} prepared pushes ran out before the run ended; pass a larger --pushes",
+            prepared.len()
+        );
+    }
     let elapsed = Instant::now()
         .min(stop_at)
         .saturating_duration_since(measure_from);
@@ -220,7 +237,7 @@ async fn load(
             "p99_us": us(0.99),
             "p999_us": us(0.999),
             "max_us": histogram.max(),
-            "pushes_left": prepared.len().saturating_sub(next.load(Ordering::Relaxed)),
+            "pushes_left": left,
         })
     );
     Ok(())
