@@ -2,13 +2,16 @@
 # Load benchmark, in one run on this machine: a bare axum hello-world, the native pipeline
 # (verify, decrypt, parse, dedup, encode, encrypt with a native echo, no plugins), and wxhost
 # with the echo plugin, each in plaintext and safe mode. The server is pinned to CPU 0 and the
-# load generator to CPU 1. Results: one JSON line per run in target/bench/load.jsonl, and a
-# table on stdout.
-#   scripts/bench-load.sh [SECONDS] [CONNECTIONS]
+# load generator to CPU 1. The five runs repeat ROUNDS times, interleaved, because this
+# machine's speed drifts by ±20% within minutes: each run is compared with the hello-world run
+# of its own round, and the table gives the median over the rounds. Results: one JSON line per
+# run in target/bench/load.jsonl, and the tables on stdout.
+#   scripts/bench-load.sh [SECONDS] [CONNECTIONS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 connections=${2:-16}
+rounds=${3:-3}
 
 scripts/build-plugins.sh
 cargo build --release --locked --quiet -p wxhost -p wxhost-loadgen
@@ -61,38 +64,52 @@ stop_server() {
 
 load() { # TENANT MODE LABEL
     taskset -c 1 target/release/wxhost-loadgen load --url "http://$addr" --tenant "$1" --mode "$2" \
-        --connections "$connections" --seconds "$seconds" --label "$3" | tee -a "$out"
+        --connections "$connections" --seconds "$seconds" --label "$3" |
+        sed "s/^{/{\"round\":$round,/" | tee -a "$out"
 }
 
-start_server target/release/wxhost-loadgen hello --listen 127.0.0.1:0
-load bench plain "axum hello-world"
-stop_server
-
-start_server target/release/wxhost-loadgen native --listen 127.0.0.1:0 --mode plain
-load bench plain "native pipeline, plaintext"
-stop_server
-start_server target/release/wxhost-loadgen native --listen 127.0.0.1:0 --mode safe
-load bench safe "native pipeline, safe mode"
-stop_server
-
-# A fresh server per mode, as for the native pipeline: the retry table of one run (every MsgId
-# is kept for dedup_ttl_secs) does not weigh on the next.
-for mode in plain safe; do
-    RUST_LOG=warn start_server target/release/wxhost serve --config "$work/wxhost.toml" --listen 127.0.0.1:0
-    sleep 1 # plugins load
-    if [ "$mode" = plain ]; then
-        load bench plain "wxhost + echo plugin, plaintext"
-    else
-        load bench-safe safe "wxhost + echo plugin, safe mode"
-    fi
+for round in $(seq 1 "$rounds"); do
+    start_server target/release/wxhost-loadgen hello --listen 127.0.0.1:0
+    load bench plain "axum hello-world"
     stop_server
+
+    start_server target/release/wxhost-loadgen native --listen 127.0.0.1:0 --mode plain
+    load bench plain "native pipeline, plaintext"
+    stop_server
+    start_server target/release/wxhost-loadgen native --listen 127.0.0.1:0 --mode safe
+    load bench safe "native pipeline, safe mode"
+    stop_server
+
+    # A fresh server per mode, as for the native pipeline: the retry table of one run (every MsgId
+    # is kept for dedup_ttl_secs) does not weigh on the next.
+    for mode in plain safe; do
+        RUST_LOG=warn start_server target/release/wxhost serve --config "$work/wxhost.toml" --listen 127.0.0.1:0
+        sleep 1 # plugins load
+        if [ "$mode" = plain ]; then
+            load bench plain "wxhost + echo plugin, plaintext"
+        else
+            load bench-safe safe "wxhost + echo plugin, safe mode"
+        fi
+        stop_server
+    done
 done
 
 python3 - "$out" <<'PY'
-import json, sys
+import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
-base = runs[0]["rps"]
-print(f"\n{'run':34} {'req/s':>9} {'% hello':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
-for r in runs:
-    print(f"{r['label']:34} {r['rps']:>9.0f} {100*r['rps']/base:>7.1f}% {r['p50_us']/1000:>7.2f} {r['p99_us']/1000:>7.2f} {r['errors']:>6}")
+hello = {r["round"]: r["rps"] for r in runs if r["label"] == "axum hello-world"}
+labels = list(dict.fromkeys(r["label"] for r in runs))
+head = f"{'run':34} {'req/s':>9} {'% hello':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+for rnd in sorted(hello):
+    print(f"\nround {rnd}\n{head}")
+    for r in (r for r in runs if r["round"] == rnd):
+        print(f"{r['label']:34} {r['rps']:>9.0f} {100*r['rps']/hello[rnd]:>7.1f}% "
+              f"{r['p50_us']/1000:>7.2f} {r['p99_us']/1000:>7.2f} {r['errors']:>6}")
+print(f"\nmedian of {len(hello)} rounds (% hello: median of each round's ratio; p99: worst)\n{head}")
+for label in labels:
+    rs = [r for r in runs if r["label"] == label]
+    ratio = statistics.median(100 * r["rps"] / hello[r["round"]] for r in rs)
+    print(f"{label:34} {statistics.median(r['rps'] for r in rs):>9.0f} {ratio:>7.1f}% "
+          f"{statistics.median(r['p50_us'] for r in rs)/1000:>7.2f} "
+          f"{max(r['p99_us'] for r in rs)/1000:>7.2f} {sum(r['errors'] for r in rs):>6}")
 PY
