@@ -5,6 +5,7 @@
 //! returns afterwards is late too.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -199,9 +200,23 @@ impl Dispatcher {
             )
             .in_current_span(),
         );
-        let first_poll = std::future::poll_fn(|cx| Poll::Ready(chain.as_mut().poll(cx))).await;
-        if let Poll::Ready(result) = first_poll {
-            return self.finished(tenant, msg, result, &mut early_answer, started);
+        // A panic in the chain is contained as it is in a task of its own: the push is answered
+        // without a reply.
+        let first_poll = std::future::poll_fn(|cx| {
+            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
+                chain.as_mut().poll(cx)
+            })))
+        })
+        .await;
+        match first_poll {
+            Ok(Poll::Ready(result)) => {
+                return self.finished(tenant, msg, result, &mut early_answer, started);
+            }
+            Ok(Poll::Pending) => {}
+            Err(_) => {
+                tracing::error!("plugin chain failed: it panicked");
+                return (None, "chain_failed");
+            }
         }
         let mut chain = tokio::spawn(chain);
         let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
