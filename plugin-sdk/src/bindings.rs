@@ -295,7 +295,8 @@ fn message(m: Message, call: u64) -> crate::Message {
             msg_id: m.envelope.msg_id,
         },
         content: content(m.content),
-        // A host before 0.1.2 sends the fields with the message.
+        // Fields that came with the message are used as they are (the host sends none to a
+        // plugin that imports `raw-fields`).
         fields: if m.fields.is_empty() {
             Fields::from_host(call)
         } else {
