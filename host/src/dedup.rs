@@ -156,9 +156,10 @@ impl Table {
         (u128::from(high.hash_one(key)) << 64) | u128::from(low.hash_one(key))
     }
 
-    /// The locked shard holding `key`.
+    /// The locked shard holding `key`, chosen by its top bits: the shard's map hashes by the
+    /// low bits, which must not be the same for every key in a shard.
     fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
-        self.lock((key as usize) % SHARDS)
+        self.lock((key >> 64) as usize % SHARDS)
     }
 
     /// Locks shard `index`.
