@@ -155,7 +155,99 @@ pub fn parse_document(input: &str) -> Result<Element> {
         });
     }
     let input = sanitize(input);
-    let mut reader = Reader::from_str(&input);
+    match parse_common_shape(&input) {
+        Some(root) => Ok(root),
+        None => parse_any(&input),
+    }
+}
+
+/// The shape nearly every push has, read without an XML library: elements without attributes,
+/// text without references, and CDATA sections, with nothing but whitespace around the root.
+/// Anything else (a declaration, a comment, a reference, an attribute, an empty-element tag, a
+/// limit reached or any error) makes it give up with `None`, and [`parse_any`] decides. Where
+/// it gives an element, `parse_any` gives the same one (a property test checks this).
+fn parse_common_shape(input: &str) -> Option<Element> {
+    let bytes = input.as_bytes();
+    let mut stack: Vec<Element> = Vec::with_capacity(MAX_DEPTH);
+    let mut elements = 0usize;
+    let mut pos = skip_whitespace(bytes, 0);
+    loop {
+        // At a markup character: a start tag, an end tag or a CDATA section.
+        let tag = pos + 1;
+        match bytes.get(pos..)? {
+            [b'<', b'/', ..] => {
+                let end = tag + 1 + memchr::memchr(b'>', &bytes[tag + 1..])?;
+                let mut done = stack.pop()?;
+                if done.name != input[tag + 1..end] {
+                    return None;
+                }
+                if !done.children.is_empty() && done.text.trim().is_empty() {
+                    done.text.clear();
+                }
+                pos = end + 1;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => return (skip_whitespace(bytes, pos) == bytes.len()).then_some(done),
+                }
+            }
+            [b'<', b'!', ..] => {
+                let start = pos + "<![CDATA[".len();
+                if !bytes[pos..].starts_with(b"<![CDATA[") {
+                    return None;
+                }
+                let len = memchr::memmem::find(&bytes[start..], b"]]>")?;
+                stack.last_mut()?.text.push_str(&input[start..start + len]);
+                pos = start + len + "]]>".len();
+            }
+            [b'<', ..] => {
+                let end = tag + memchr::memchr(b'>', &bytes[tag..])?;
+                let name = &input[tag..end];
+                elements += 1;
+                if !is_plain_name(name) || stack.len() >= MAX_DEPTH || elements > MAX_ELEMENTS {
+                    return None;
+                }
+                stack.push(Element {
+                    name: name.to_owned(),
+                    ..Element::default()
+                });
+                pos = end + 1;
+            }
+            _ => return None,
+        }
+        // The text up to the next markup, inside the element on top of the stack.
+        let next = pos + memchr::memchr(b'<', &bytes[pos..])?;
+        if next > pos {
+            let text = &input[pos..next];
+            if text.contains('&') {
+                return None;
+            }
+            stack.last_mut()?.text.push_str(text);
+        }
+        pos = next;
+    }
+}
+
+/// The index of the first byte at or after `pos` that is not XML whitespace.
+fn skip_whitespace(bytes: &[u8], pos: usize) -> usize {
+    pos + bytes[pos..]
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .count()
+}
+
+/// An element name of the kind WeChat uses: an ASCII letter or `_`, then letters, digits,
+/// `_`, `-` and `.`.
+fn is_plain_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Parses any document with the XML library, under the limits above.
+fn parse_any(input: &str) -> Result<Element> {
+    let mut reader = Reader::from_str(input);
     let config = reader.config_mut();
     config.expand_empty_elements = true;
     config.check_end_names = true;
@@ -258,7 +350,107 @@ fn predefined_entity(name: &str) -> Option<char> {
 mod tests {
     use super::*;
 
+    /// Text and CDATA pieces of the common shape.
+    const TEXTS: &[&str] = &[
+        "text",
+        "1348831860",
+        " ",
+        "\n  ",
+        "\r\n",
+        "\t",
+        "中文😀",
+        ">",
+        "<![CDATA[x]]>",
+        "<![CDATA[]]>",
+        "<![CDATA[a]]]]><![CDATA[>b]]>",
+        "<![CDATA[<&>]]>",
+    ];
+    /// Pieces that make the common shape give up, or break the document.
+    const ODD: &[&str] = &[
+        "]]>",
+        "&lt;",
+        "&amp;",
+        "&#x4e2d;",
+        "&bad;",
+        "&",
+        "<",
+        "<E/>",
+        "<E />",
+        "<A x=\"1\">",
+        "<A x='>'>",
+        "</A >",
+        "</A>",
+        "<A>",
+        "<?xml version=\"1.0\"?>",
+        "<!-- c -->",
+        "<!DOCTYPE xml>",
+        "<![CDATA[",
+        "<1>",
+        "</>",
+        "<>",
+        "<a:b></a:b>",
+        "x",
+    ];
+
+    /// A well-formed document of the common shape, with at most one odd piece put anywhere.
+    fn document() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let name = proptest::sample::select(&["xml", "A", "item", "B.c-d_1", "_x"][..]);
+        let leaf = (
+            name.clone(),
+            proptest::collection::vec(proptest::sample::select(TEXTS), 0..3),
+        )
+            .prop_map(|(name, texts)| format!("<{name}>{}</{name}>", texts.concat()));
+        let tree = leaf.prop_recursive(4, 24, 4, move |inner| {
+            let part = prop_oneof![
+                inner,
+                proptest::sample::select(TEXTS).prop_map(String::from)
+            ];
+            (name.clone(), proptest::collection::vec(part, 0..5))
+                .prop_map(|(name, parts)| format!("<{name}>{}</{name}>", parts.concat()))
+        });
+        let odd =
+            proptest::option::of((proptest::sample::select(ODD), any::<prop::sample::Index>()));
+        (proptest::sample::select(&["", " ", "\n"][..]), tree, odd).prop_map(|(lead, tree, odd)| {
+            let mut doc = format!("{lead}{tree}");
+            if let Some((piece, at)) = odd {
+                let at = at.index(doc.len() + 1);
+                if doc.is_char_boundary(at) {
+                    doc.insert_str(at, piece);
+                }
+            }
+            doc
+        })
+    }
+
+    #[test]
+    fn common_shape_reads_a_typical_push_itself() {
+        let push = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName>\n<CreateTime>1348831860</CreateTime>\
+                    <Content><![CDATA[你好 & <b>]]></Content><G><item><K>1</K></item></G></xml>\n";
+        let root = parse_common_shape(push).expect("the common shape");
+        assert_eq!(Ok(&root), parse_any(push).as_ref());
+        assert_eq!(root.child_text("Content"), Some("你好 & <b>"));
+        assert_eq!(root.text_at("G/item/K"), Some("1"));
+        for other in [
+            "<?xml version=\"1.0\"?><xml></xml>",
+            "<xml><!-- c --></xml>",
+            "<xml><E/></xml>",
+            "<xml a=\"1\"></xml>",
+            "<xml>&lt;</xml>",
+            "<xml></xml>x",
+        ] {
+            assert_eq!(parse_common_shape(other), None, "{other:?}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn common_shape_agrees_with_the_xml_library(doc in document()) {
+            if let Some(root) = parse_common_shape(&doc) {
+                proptest::prop_assert_eq!(Ok(root), parse_any(&doc));
+            }
+        }
+
         #[test]
         fn sanitize_keeps_exactly_the_xml_characters(text in "(\\PC|[\\x00-\\x1f\\x7f\\u{fffe}\\u{ffff}\\u{fffd}\\u{fbff}]){0,80}") {
             let expected: String = text.chars().filter(|&c| is_xml_char(c)).collect();
