@@ -41,7 +41,7 @@ pub enum Begin {
     /// Another request is running this message: wait for its answer.
     InFlight(watch::Receiver<Option<Arc<Answer>>>),
     /// Already answered: answer the same.
-    Done(Arc<Answer>),
+    Done(Answer),
 }
 
 /// A store of messages seen recently.
@@ -62,17 +62,17 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Records the answer and wakes every waiting retry.
-    pub fn finish(mut self, answer: Answer) -> Arc<Answer> {
-        let answer = Arc::new(answer);
+    /// Records (a copy of) the answer and wakes every waiting retry.
+    pub fn finish(mut self, answer: &Answer) {
         self.finished = true;
+        let kept = Kept::of(answer);
         let mut shard = self.table.shard(self.key);
         let now = Instant::now();
         let expires_at = now + self.table.ttl;
         let previous = shard.slots.insert(
             self.key,
             Slot::Done {
-                answer: Arc::clone(&answer),
+                answer: kept,
                 expires_at,
             },
         );
@@ -80,9 +80,8 @@ impl Pending {
         shard.expire(now, PURGE_PER_BEGIN);
         drop(shard);
         if let Some(Slot::InFlight(Some(waiters))) = previous {
-            waiters.send_replace(Some(Arc::clone(&answer)));
+            waiters.send_replace(Some(Arc::new(answer.clone())));
         }
-        answer
     }
 }
 
@@ -102,10 +101,35 @@ enum Slot {
     /// Running; the sender exists once a retry waits for the answer.
     InFlight(Option<watch::Sender<Option<Arc<Answer>>>>),
     /// Answered; the answer is replayed until `expires_at`.
-    Done {
-        answer: Arc<Answer>,
-        expires_at: Instant,
-    },
+    Done { answer: Kept, expires_at: Instant },
+}
+
+/// An answer as the table keeps it for replay: a text reply (nearly every reply) in one
+/// allocation of its exact size. The table grows by every message for a TTL, so its entries
+/// are kept small.
+#[derive(Debug)]
+enum Kept {
+    Nothing,
+    Text(Box<str>),
+    Other(Box<Reply>),
+}
+
+impl Kept {
+    fn of(answer: &Answer) -> Kept {
+        match answer {
+            None => Kept::Nothing,
+            Some(Reply::Text { content }) => Kept::Text(content.as_str().into()),
+            Some(reply) => Kept::Other(Box::new(reply.clone())),
+        }
+    }
+
+    fn answer(&self) -> Answer {
+        match self {
+            Kept::Nothing => None,
+            Kept::Text(content) => Some(Reply::text(&**content)),
+            Kept::Other(reply) => Some(Reply::clone(reply)),
+        }
+    }
 }
 
 /// Expired answers dropped by each `begin`/`finish` on the way, so the table stays bounded
@@ -230,7 +254,7 @@ impl DedupStore for MemoryDedup {
         shard.expire(now, PURGE_PER_BEGIN);
         match shard.slots.get_mut(&key) {
             Some(Slot::Done { answer, expires_at }) if *expires_at > now => {
-                return Begin::Done(Arc::clone(answer));
+                return Begin::Done(answer.answer());
             }
             Some(Slot::InFlight(waiters)) => {
                 let receiver = match waiters {
@@ -299,14 +323,37 @@ mod tests {
             panic!("second waits")
         };
         let waiter = tokio::spawn(wait(receiver));
-        pending.finish(Some(Reply::text("first")));
+        pending.finish(&Some(Reply::text("first")));
         assert_eq!(
             waiter.await.expect("join").as_deref(),
             Some(&Some(Reply::text("first")))
         );
         match dedup.begin("k") {
-            Begin::Done(answer) => assert_eq!(*answer, Some(Reply::text("first"))),
+            Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("first"))),
             other => panic!("expected done, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_kind_of_answer_is_replayed_as_given() {
+        let dedup = MemoryDedup::new(Duration::from_secs(60));
+        let answers = [
+            None,
+            Some(Reply::text("你好 😀")),
+            Some(Reply::Image {
+                media_id: "m1".into(),
+            }),
+            Some(Reply::TransferCustomerService { kf_account: None }),
+        ];
+        for (n, answer) in answers.iter().enumerate() {
+            let Begin::New(pending) = dedup.begin(&n.to_string()) else {
+                panic!("new")
+            };
+            pending.finish(answer);
+            match dedup.begin(&n.to_string()) {
+                Begin::Done(replayed) => assert_eq!(&replayed, answer),
+                other => panic!("expected done, got {other:?}"),
+            }
         }
     }
 
@@ -330,19 +377,19 @@ mod tests {
         let Begin::New(first) = dedup.begin("k") else {
             panic!("new")
         };
-        first.finish(Some(Reply::text("first")));
+        first.finish(&Some(Reply::text("first")));
         std::thread::sleep(Duration::from_millis(50));
         let Begin::New(second) = dedup.begin("k") else {
             panic!("expired, so new again")
         };
-        second.finish(Some(Reply::text("second")));
+        second.finish(&Some(Reply::text("second")));
         assert_eq!(
             dedup.purge(),
             1,
             "the first answer's expiry leaves the second"
         );
         match dedup.begin("k") {
-            Begin::Done(answer) => assert_eq!(*answer, Some(Reply::text("second"))),
+            Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("second"))),
             other => panic!("expected done, got {other:?}"),
         }
     }
@@ -354,7 +401,7 @@ mod tests {
             let Begin::New(pending) = dedup.begin(&format!("t\u{0}m\u{0}{id}")) else {
                 panic!("message {id} is new")
             };
-            pending.finish(None);
+            pending.finish(&None);
         }
         assert_eq!(dedup.purge(), 10_000);
         assert!(matches!(dedup.begin("t\u{0}m\u{0}7"), Begin::Done(_)));
@@ -368,7 +415,7 @@ mod tests {
         let Begin::New(pending) = dedup.begin("k") else {
             panic!("new")
         };
-        pending.finish(None);
+        pending.finish(&None);
         std::thread::sleep(Duration::from_millis(2));
         let Begin::New(again) = dedup.begin("k") else {
             panic!("an expired answer makes the message new again")

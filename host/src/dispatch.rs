@@ -137,11 +137,12 @@ impl Dispatcher {
             Some(key) => match self.dedup.begin(&key) {
                 Begin::New(pending) => {
                     let (answer, outcome) = self.answer(&tenant, msg, started).await;
-                    (Arc::unwrap_or_clone(pending.finish(answer)), outcome)
+                    pending.finish(&answer);
+                    (answer, outcome)
                 }
                 Begin::Done(answer) => {
                     self.metrics.dedup_hit(&tenant.id, "done");
-                    (Arc::unwrap_or_clone(answer), "retry_replayed")
+                    (answer, "retry_replayed")
                 }
                 Begin::InFlight(receiver) => {
                     self.metrics.dedup_hit(&tenant.id, "in_flight");

@@ -88,14 +88,9 @@ fn per_push(c: &mut Criterion) {
                 let Begin::New(pending) = native_dedup.begin(&key) else {
                     panic!("unique MsgIds are new")
                 };
-                let answer = pending.finish(answer);
+                pending.finish(&answer);
                 account
-                    .answer(
-                        &inbound,
-                        answer.as_ref().as_ref(),
-                        unix_now(),
-                        &mut rand::rng(),
-                    )
+                    .answer(&inbound, answer.as_ref(), unix_now(), &mut rand::rng())
                     .expect("answers")
             },
             BatchSize::SmallInput,

@@ -317,8 +317,12 @@ async fn native_push(
         _ => None,
     };
     let reply = match dedup::key("bench", msg).map(|k| state.dedup.begin(&k)) {
-        Some(Begin::New(pending)) => (*pending.finish(answer(msg))).clone(),
-        Some(Begin::Done(a)) => (*a).clone(),
+        Some(Begin::New(pending)) => {
+            let reply = answer(msg);
+            pending.finish(&reply);
+            reply
+        }
+        Some(Begin::Done(reply)) => reply,
         Some(Begin::InFlight(rx)) => dedup::wait(rx).await.and_then(|a| (*a).clone()),
         None => answer(msg),
     };
