@@ -67,8 +67,8 @@ impl Pending {
         self.finished = true;
         let kept = Kept::of(answer);
         let mut shard = self.table.shard(self.key);
-        let now = Instant::now();
-        let expires_at = now + self.table.ttl;
+        let now = self.table.now();
+        let expires_at = now.saturating_add(self.table.ttl_ms);
         let previous = shard.slots.insert(
             self.key,
             Slot::Done {
@@ -101,7 +101,7 @@ enum Slot {
     /// Running; the sender exists once a retry waits for the answer.
     InFlight(Option<watch::Sender<Option<Arc<Answer>>>>),
     /// Answered; the answer is replayed until `expires_at`.
-    Done { answer: Kept, expires_at: Instant },
+    Done { answer: Kept, expires_at: Millis },
 }
 
 /// An answer as the table keeps it for replay: a text reply (nearly every reply) in one
@@ -143,12 +143,12 @@ const SHARDS: usize = 16;
 #[derive(Debug, Default)]
 struct Shard {
     slots: HashMap<u128, Slot, BuildHasherDefault<KeyHasher>>,
-    expiry: VecDeque<(Instant, u128)>,
+    expiry: VecDeque<(Millis, u128)>,
 }
 
 impl Shard {
     /// Drops up to `max` answers expired at `now`.
-    fn expire(&mut self, now: Instant, max: usize) {
+    fn expire(&mut self, now: Millis, max: usize) {
         for _ in 0..max {
             match self.expiry.front() {
                 Some(&(expires_at, key)) if expires_at <= now => {
@@ -171,10 +171,20 @@ struct Table {
     /// Keys are hashed to 128 bits with two independently keyed SipHashes: an entry stores no
     /// string, and nobody can pick keys that collide.
     hashers: [RandomState; 2],
-    ttl: Duration,
+    /// When the table was made: times are kept as milliseconds since then (8 bytes, where an
+    /// `Instant` takes 16).
+    started: Instant,
+    ttl_ms: Millis,
 }
 
+/// Milliseconds since the table was made.
+type Millis = u64;
+
 impl Table {
+    fn now(&self) -> Millis {
+        Millis::try_from(self.started.elapsed().as_millis()).unwrap_or(Millis::MAX)
+    }
+
     fn key(&self, key: &str) -> u128 {
         let [high, low] = &self.hashers;
         (u128::from(high.hash_one(key)) << 64) | u128::from(low.hash_one(key))
@@ -215,8 +225,8 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// The single-node dedup table: sharded, about 100 bytes per remembered message plus its
-/// answer.
+/// The single-node dedup table: sharded, about 100 bytes per remembered message (its slot and
+/// its place in the expiry queue) plus the bytes of its text answer.
 #[derive(Debug)]
 pub struct MemoryDedup {
     table: Arc<Table>,
@@ -229,7 +239,8 @@ impl MemoryDedup {
             table: Arc::new(Table {
                 shards: std::array::from_fn(|_| Mutex::default()),
                 hashers: [RandomState::new(), RandomState::new()],
-                ttl,
+                started: Instant::now(),
+                ttl_ms: Millis::try_from(ttl.as_millis()).unwrap_or(Millis::MAX),
             }),
         }
     }
@@ -237,7 +248,7 @@ impl MemoryDedup {
 
 impl DedupStore for MemoryDedup {
     fn purge(&self) -> usize {
-        let now = Instant::now();
+        let now = self.table.now();
         let mut remaining = 0;
         for index in 0..SHARDS {
             let mut shard = self.table.lock(index);
@@ -249,7 +260,7 @@ impl DedupStore for MemoryDedup {
 
     fn begin(&self, key: &str) -> Begin {
         let key = self.table.key(key);
-        let now = Instant::now();
+        let now = self.table.now();
         let mut shard = self.table.shard(key);
         shard.expire(now, PURGE_PER_BEGIN);
         match shard.slots.get_mut(&key) {
