@@ -63,6 +63,14 @@ impl Element {
             .map(|el| el.text.as_str())
     }
 
+    /// Clears the text of an element with children when it is only the whitespace laid out
+    /// between them.
+    fn drop_layout_whitespace(&mut self) {
+        if !self.children.is_empty() && self.text.trim().is_empty() {
+            self.text.clear();
+        }
+    }
+
     /// Writes the element as XML, every text in CDATA (numbers in `numeric` bare, as WeChat does).
     pub fn write(&self, out: &mut String, numeric: &[&str]) {
         out.push('<');
@@ -181,9 +189,7 @@ fn parse_common_shape(input: &str) -> Option<Element> {
                 if done.name != input[tag + 1..end] {
                     return None;
                 }
-                if !done.children.is_empty() && done.text.trim().is_empty() {
-                    done.text.clear();
-                }
+                done.drop_layout_whitespace();
                 pos = end + 1;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(done),
@@ -203,7 +209,7 @@ fn parse_common_shape(input: &str) -> Option<Element> {
                 let end = tag + memchr::memchr(b'>', &bytes[tag..])?;
                 let name = &input[tag..end];
                 elements += 1;
-                if !is_plain_name(name) || stack.len() >= MAX_DEPTH || elements > MAX_ELEMENTS {
+                if !is_plain_name(name) || !within_limits(stack.len(), elements) {
                     return None;
                 }
                 stack.push(Element {
@@ -225,6 +231,12 @@ fn parse_common_shape(input: &str) -> Option<Element> {
         }
         pos = next;
     }
+}
+
+/// Whether an element opened at `depth` (elements above it) as the document's `elements`th
+/// element is within the reader's limits.
+fn within_limits(depth: usize, elements: usize) -> bool {
+    depth < MAX_DEPTH && elements <= MAX_ELEMENTS
 }
 
 /// The index of the first byte at or after `pos` that is not XML whitespace.
@@ -267,7 +279,7 @@ fn parse_any(input: &str) -> Result<Element> {
                     return Err(Error::Xml("content after the root element".into()));
                 }
                 elements += 1;
-                if stack.len() >= MAX_DEPTH || elements > MAX_ELEMENTS {
+                if !within_limits(stack.len(), elements) {
                     return Err(Error::Xml(format!(
                         "more than {MAX_DEPTH} levels or {MAX_ELEMENTS} elements"
                     )));
@@ -282,9 +294,7 @@ fn parse_any(input: &str) -> Result<Element> {
                 let Some(mut done) = stack.pop() else {
                     return Err(Error::Xml("unexpected closing tag".into()));
                 };
-                if !done.children.is_empty() && done.text.trim().is_empty() {
-                    done.text.clear();
-                }
+                done.drop_layout_whitespace();
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(done),
                     None => root = Some(done),
