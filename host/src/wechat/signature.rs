@@ -15,13 +15,13 @@ use super::error::{Error, Result};
 /// );
 /// ```
 pub fn signature(token: &str, timestamp: &str, nonce: &str) -> String {
-    lower_hex(&sorted_sha1(&mut [token, timestamp, nonce]))
+    hex::encode(sorted_sha1(&mut [token, timestamp, nonce]))
 }
 
 /// `msg_signature`: hex SHA-1 of the sorted concatenation of token, timestamp, nonce and the
 /// `Encrypt` value.
 pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
-    lower_hex(&sorted_sha1(&mut [token, timestamp, nonce, encrypt]))
+    hex::encode(sorted_sha1(&mut [token, timestamp, nonce, encrypt]))
 }
 
 /// Checks a push's plain `signature` (sent in every mode, and on URL verification).
@@ -46,17 +46,6 @@ pub fn verify_msg_signature(
         given,
         "msg_signature",
     )
-}
-
-/// The digest as lowercase hex, as WeChat writes signatures.
-fn lower_hex(digest: &[u8; 20]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * digest.len());
-    for &byte in digest {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
 }
 
 fn sorted_sha1(parts: &mut [&str]) -> [u8; 20] {
@@ -90,7 +79,7 @@ mod tests {
         assert_eq!(signature("a", "b", "c"), signature("c", "a", "b"));
         assert_eq!(
             msg_signature("t", "1", "n", "E"),
-            lower_hex(&sorted_sha1(&mut ["E", "n", "1", "t"]))
+            hex::encode(sorted_sha1(&mut ["E", "n", "1", "t"]))
         );
     }
 
