@@ -6,7 +6,9 @@
 //! but the five predefined ones, and never expands anything.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
+use memchr::memmem;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use serde::Serialize;
@@ -141,11 +143,15 @@ fn has_non_xml_char(bytes: &[u8]) -> bool {
     (tail_start..bytes.len()).any(forbidden_at)
 }
 
+/// The end of a CDATA section. Built once: `memmem::find` would build a searcher on each call,
+/// which costs more than the search in a field of a push.
+static CDATA_END: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("]]>"));
+
 /// Appends `text` as CDATA, splitting any `]]>` so the value cannot break out of the section.
 pub fn push_cdata(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
     let mut rest = text;
-    while let Some(end) = memchr::memmem::find(rest.as_bytes(), b"]]>") {
+    while let Some(end) = CDATA_END.find(rest.as_bytes()) {
         out.push_str(&rest[..end]);
         out.push_str("]]]]><![CDATA[>");
         rest = &rest[end + 3..];
@@ -201,7 +207,7 @@ fn parse_common_shape(input: &str) -> Option<Element> {
                 if !bytes[pos..].starts_with(b"<![CDATA[") {
                     return None;
                 }
-                let len = memchr::memmem::find(&bytes[start..], b"]]>")?;
+                let len = CDATA_END.find(&bytes[start..])?;
                 stack.last_mut()?.text.push_str(&input[start..start + len]);
                 pos = start + len + "]]>".len();
             }
