@@ -125,18 +125,35 @@ impl Dispatcher {
             .ok_or(PushError::UnknownTenant)?;
         let query = CallbackQuery::parse(query)?;
         let inbound = tenant.account.open(&query, body, unix_now())?;
-        let msg = &inbound.message;
-        let span = tracing::Span::current();
-        span.record("msg_type", msg.msg_type());
-        if let Some(id) = msg.msg_id {
-            span.record("msg_id", id);
-        }
+        // The push's span starts once its message is known, with every field but the plugin
+        // set at once: each later `record` costs a formatting pass in the log layer.
+        let span = tracing::info_span!(
+            "push",
+            tenant = %tenant.id,
+            msg_id = inbound.message.msg_id,
+            msg_type = inbound.message.msg_type(),
+            plugin = tracing::field::Empty,
+        );
+        Ok(self
+            .respond(&tenant, &inbound, started)
+            .instrument(span)
+            .await)
+    }
 
+    /// Answers an opened push: dedup, the chain under the passive budget, and the encoded
+    /// (and encrypted) answer.
+    async fn respond(
+        &self,
+        tenant: &Arc<Tenant>,
+        inbound: &wechat::push::Inbound,
+        started: Instant,
+    ) -> PushAnswer {
+        let msg = &inbound.message;
         let (answer, outcome) = match dedup::key(&tenant.id, msg) {
-            None => self.answer(&tenant, msg, started).await,
+            None => self.answer(tenant, msg, started).await,
             Some(key) => match self.dedup.begin(&key) {
                 Begin::New(pending) => {
-                    let (answer, outcome) = self.answer(&tenant, msg, started).await;
+                    let (answer, outcome) = self.answer(tenant, msg, started).await;
                     pending.finish(&answer);
                     (answer, outcome)
                 }
@@ -163,18 +180,18 @@ impl Dispatcher {
 
         match tenant
             .account
-            .answer(&inbound, answer.as_ref(), unix_now(), &mut rand::rng())
+            .answer(inbound, answer.as_ref(), unix_now(), &mut rand::rng())
         {
-            Ok(body) => Ok(PushAnswer {
+            Ok(body) => PushAnswer {
                 is_xml: answer.is_some(),
                 body,
-            }),
+            },
             Err(e) => {
                 tracing::error!("cannot encode the reply: {e}; answering without one");
-                Ok(PushAnswer {
+                PushAnswer {
                     is_xml: false,
                     body: no_reply(inbound.encrypted).to_owned(),
-                })
+                }
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The HTTP surface: `GET|POST /wx/{tenant}` (WeChat callbacks), `/healthz`, `/metrics`.
-//! Bad input always gets a 4xx with its reason (logged in the request's span), never a 5xx.
+//! Bad input always gets a 4xx with its reason (logged with the tenant id), never a 5xx.
 
 use std::sync::Arc;
 
@@ -9,7 +9,6 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tracing::Instrument as _;
 
 use crate::dispatch::{Dispatcher, PushError};
 use crate::telemetry::Metrics;
@@ -39,11 +38,15 @@ pub fn router(state: AppState) -> Router {
 
 /// A refused callback as an HTTP response.
 #[derive(Debug)]
-struct ApiError(PushError);
+struct ApiError<'a> {
+    /// The tenant id from the URL (attacker-chosen when unknown).
+    tenant: &'a str,
+    error: PushError,
+}
 
-impl IntoResponse for ApiError {
+impl IntoResponse for ApiError<'_> {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
+        let status = match &self.error {
             PushError::UnknownTenant => StatusCode::NOT_FOUND,
             PushError::Rejected(
                 WechatError::SignatureMismatch { .. }
@@ -54,17 +57,18 @@ impl IntoResponse for ApiError {
             PushError::Rejected(WechatError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             PushError::Rejected(_) => StatusCode::BAD_REQUEST,
         };
-        let code = match &self.0 {
+        let code = match &self.error {
             PushError::Rejected(e) => e.code(),
             PushError::UnknownTenant => 0,
         };
         tracing::warn!(
+            tenant = self.tenant,
             status = status.as_u16(),
             code,
             "request refused: {}",
-            self.0
+            self.error
         );
-        (status, format!("{}\n", self.0)).into_response()
+        (status, format!("{}\n", self.error)).into_response()
     }
 }
 
@@ -78,8 +82,6 @@ fn refused_outcome(e: &PushError) -> &'static str {
 }
 
 async fn verify(State(state): State<AppState>, Path(tenant): Path<String>, uri: Uri) -> Response {
-    let span = tracing::info_span!("verify", tenant = %tenant);
-    let _entered = span.enter();
     match state.dispatcher.verify_url(&tenant, query_string(&uri)) {
         Ok(echostr) => {
             state.metrics.request(&tenant, "url_verified");
@@ -93,7 +95,11 @@ async fn verify(State(state): State<AppState>, Path(tenant): Path<String>, uri: 
             state
                 .metrics
                 .request(metric_tenant(&e, &tenant), refused_outcome(&e));
-            ApiError(e).into_response()
+            ApiError {
+                tenant: &tenant,
+                error: e,
+            }
+            .into_response()
         }
     }
 }
@@ -104,37 +110,32 @@ async fn push(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let span = tracing::info_span!(
-        "push",
-        tenant = %tenant,
-        msg_id = tracing::field::Empty,
-        msg_type = tracing::field::Empty,
-        plugin = tracing::field::Empty,
-    );
-    async move {
-        let answer = state
-            .dispatcher
-            .handle_push(&tenant, query_string(&uri), &body)
-            .await;
-        match answer {
-            Ok(answer) => {
-                let content_type = if answer.is_xml {
-                    "application/xml; charset=utf-8"
-                } else {
-                    "text/plain; charset=utf-8"
-                };
-                ([(header::CONTENT_TYPE, content_type)], answer.body).into_response()
+    // The push's span (tenant, msg id, type, plugin) starts in the dispatcher once the message
+    // is known; a refusal before that names the tenant in its own log line.
+    let answer = state
+        .dispatcher
+        .handle_push(&tenant, query_string(&uri), &body)
+        .await;
+    match answer {
+        Ok(answer) => {
+            let content_type = if answer.is_xml {
+                "application/xml; charset=utf-8"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            ([(header::CONTENT_TYPE, content_type)], answer.body).into_response()
+        }
+        Err(e) => {
+            state
+                .metrics
+                .request(metric_tenant(&e, &tenant), refused_outcome(&e));
+            ApiError {
+                tenant: &tenant,
+                error: e,
             }
-            Err(e) => {
-                state
-                    .metrics
-                    .request(metric_tenant(&e, &tenant), refused_outcome(&e));
-                ApiError(e).into_response()
-            }
+            .into_response()
         }
     }
-    .instrument(span)
-    .await
 }
 
 /// The request's query string, empty when it has none.

@@ -2,6 +2,7 @@
 //!
 //! Labels carry tenant ids, plugin names and outcome kinds only: never secrets, never content.
 
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,12 +11,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Initialises `tracing` for the binary: `RUST_LOG` or `info`, to stderr.
+/// Initialises `tracing` for the binary: `RUST_LOG` or `info`, to stderr, in colour only on a
+/// terminal (a log file gets no escape codes, and every push's span is formatted without them).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
