@@ -10,7 +10,7 @@ use aes::Aes256;
 use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use cbc::cipher::block_padding::NoPadding;
-use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
+use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit};
 use rand::CryptoRng;
 
 use super::error::{Error, Result};
@@ -77,18 +77,32 @@ impl fmt::Debug for AesKey {
     }
 }
 
-/// The cipher of one official account: its AES key and the appid every message must carry.
-#[derive(Debug, Clone)]
+/// The cipher of one official account: its AES key, expanded once, and the appid every message
+/// must carry. Its `Debug` output never shows the key.
+#[derive(Clone)]
 pub struct MessageCipher {
-    key: AesKey,
+    /// The AES-256 key schedule; each message runs CBC over a copy of it (expanding the key
+    /// again for every message showed in a profile of a push).
+    aes: Aes256,
+    iv: [u8; 16],
     appid: String,
+}
+
+impl fmt::Debug for MessageCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageCipher")
+            .field("key", &"<redacted>")
+            .field("appid", &self.appid)
+            .finish()
+    }
 }
 
 impl MessageCipher {
     /// A cipher for the account `appid` with the decoded key.
     pub fn new(key: AesKey, appid: impl Into<String>) -> Self {
         MessageCipher {
-            key,
+            aes: Aes256::new(&key.0.into()),
+            iv: key.iv(),
             appid: appid.into(),
         }
     }
@@ -99,18 +113,20 @@ impl MessageCipher {
     }
 
     /// Decrypts an `Encrypt` value into the message XML, checking everything: base64, block
-    /// length, pad range and every pad byte, the length field, the appid and UTF-8.
+    /// length, pad range and every pad byte, the length field, the appid and UTF-8. Decrypts in
+    /// the decoded buffer, which becomes the message.
     pub fn decrypt(&self, encrypt: &str) -> Result<String> {
-        let ciphertext = STANDARD
+        let mut buffer = STANDARD
             .decode(encrypt)
             .map_err(|e| Error::Base64(e.to_string()))?;
-        if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
-            return Err(Error::CiphertextLength(ciphertext.len()));
+        let len = buffer.len();
+        if len == 0 || !len.is_multiple_of(16) {
+            return Err(Error::CiphertextLength(len));
         }
-        let plain = cbc::Decryptor::<Aes256>::new(&self.key.0.into(), &self.key.iv().into())
-            .decrypt_padded_vec::<NoPadding>(&ciphertext)
-            .map_err(|_| Error::CiphertextLength(ciphertext.len()))?;
-        let content = unpad(&plain)?;
+        cbc::Decryptor::<Aes256>::inner_iv_init(self.aes.clone(), &self.iv.into())
+            .decrypt_padded::<NoPadding>(&mut buffer)
+            .map_err(|_| Error::CiphertextLength(len))?;
+        let content = unpad(&buffer)?;
         let (msg, appid) = split_content(content)?;
         if appid != self.appid.as_bytes() {
             return Err(Error::AppIdMismatch {
@@ -118,7 +134,10 @@ impl MessageCipher {
                 found: String::from_utf8_lossy(appid).into_owned(),
             });
         }
-        String::from_utf8(msg.to_vec()).map_err(|_| Error::InvalidUtf8("decrypted message"))
+        let msg_len = msg.len();
+        buffer.truncate(HEADER_LEN + msg_len);
+        buffer.drain(..HEADER_LEN);
+        String::from_utf8(buffer).map_err(|_| Error::InvalidUtf8("decrypted message"))
     }
 
     /// Encrypts `msg` with the given 16-byte random prefix and returns the base64 `Encrypt`
@@ -132,8 +151,10 @@ impl MessageCipher {
         plain.extend_from_slice(self.appid.as_bytes());
         let pad = PAD_BLOCK - plain.len() % PAD_BLOCK;
         plain.resize(plain.len() + pad, pad as u8);
-        let ciphertext = cbc::Encryptor::<Aes256>::new(&self.key.0.into(), &self.key.iv().into())
-            .encrypt_padded_vec::<NoPadding>(&plain);
+        let len = plain.len();
+        let ciphertext = cbc::Encryptor::<Aes256>::inner_iv_init(self.aes.clone(), &self.iv.into())
+            .encrypt_padded::<NoPadding>(&mut plain, len)
+            .map_err(|_| Error::EncryptFailed(msg.len()))?;
         Ok(STANDARD.encode(ciphertext))
     }
 
@@ -235,6 +256,7 @@ fn split_content(content: &[u8]) -> Result<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cbc::cipher::KeyIvInit;
 
     const SAMPLE_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
