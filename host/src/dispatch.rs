@@ -209,15 +209,14 @@ impl Dispatcher {
         started: Instant,
     ) -> (Answer, &'static str) {
         let (early, mut early_answer) = EarlyReply::channel();
-        let mut chain: Pin<Box<dyn Future<Output = ChainResult> + Send>> = Box::pin(
-            run_chain(
-                Arc::clone(&self.registry),
-                Arc::clone(tenant),
-                Arc::clone(msg),
-                early,
-            )
-            .in_current_span(),
-        );
+        // Polled here, the chain runs in the push's span already; it takes the span along
+        // only when it becomes a task of its own.
+        let mut chain: Pin<Box<dyn Future<Output = ChainResult> + Send>> = Box::pin(run_chain(
+            Arc::clone(&self.registry),
+            Arc::clone(tenant),
+            Arc::clone(msg),
+            early,
+        ));
         // A panic in the chain is contained as it is in a task of its own: the push is answered
         // without a reply.
         let first_poll = std::future::poll_fn(|cx| {
@@ -236,7 +235,7 @@ impl Dispatcher {
                 return (None, "chain_failed");
             }
         }
-        let mut chain = tokio::spawn(chain);
+        let mut chain = tokio::spawn(chain.in_current_span());
         let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
         tokio::select! {
             biased;
