@@ -72,6 +72,12 @@ impl IntoResponse for ApiError<'_> {
     }
 }
 
+/// Counts a refused callback and answers it.
+fn refuse(metrics: &Metrics, tenant: &str, error: PushError) -> Response {
+    metrics.request(metric_tenant(&error, tenant), refused_outcome(&error));
+    ApiError { tenant, error }.into_response()
+}
+
 fn refused_outcome(e: &PushError) -> &'static str {
     match e {
         PushError::UnknownTenant => "unknown_tenant",
@@ -91,16 +97,7 @@ async fn verify(State(state): State<AppState>, Path(tenant): Path<String>, uri: 
             )
                 .into_response()
         }
-        Err(e) => {
-            state
-                .metrics
-                .request(metric_tenant(&e, &tenant), refused_outcome(&e));
-            ApiError {
-                tenant: &tenant,
-                error: e,
-            }
-            .into_response()
-        }
+        Err(e) => refuse(&state.metrics, &tenant, e),
     }
 }
 
@@ -125,16 +122,7 @@ async fn push(
             };
             ([(header::CONTENT_TYPE, content_type)], answer.body).into_response()
         }
-        Err(e) => {
-            state
-                .metrics
-                .request(metric_tenant(&e, &tenant), refused_outcome(&e));
-            ApiError {
-                tenant: &tenant,
-                error: e,
-            }
-            .into_response()
-        }
+        Err(e) => refuse(&state.metrics, &tenant, e),
     }
 }
 
