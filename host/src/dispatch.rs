@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 
 use crate::dedup::{self, Answer, Begin, DedupStore};
 use crate::plugin::{EarlyReply, Outcome, Registry};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, PushOutcome};
 use crate::tenant::{Tenant, TenantsHandle};
 use crate::wechat::{self, CallbackQuery, Message, Reply, push::no_reply};
 
@@ -159,21 +159,23 @@ impl Dispatcher {
                 }
                 Begin::Done(answer) => {
                     self.metrics.dedup_hit(&tenant.id, "done");
-                    (answer, "retry_replayed")
+                    (answer, PushOutcome::RetryReplayed)
                 }
                 Begin::InFlight(receiver) => {
                     self.metrics.dedup_hit(&tenant.id, "in_flight");
                     let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
                     match tokio::time::timeout_at(deadline, dedup::wait(receiver)).await {
-                        Ok(Some(answer)) => (Arc::unwrap_or_clone(answer), "retry_waited"),
-                        _ => (None, "retry_timed_out"),
+                        Ok(Some(answer)) => {
+                            (Arc::unwrap_or_clone(answer), PushOutcome::RetryWaited)
+                        }
+                        _ => (None, PushOutcome::RetryTimedOut),
                     }
                 }
             },
         };
-        self.metrics.request(&tenant.id, outcome);
+        tenant.metrics.push(outcome);
         tracing::debug!(
-            outcome,
+            outcome = outcome.label(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "push answered"
         );
@@ -207,7 +209,7 @@ impl Dispatcher {
         tenant: &Arc<Tenant>,
         msg: &Arc<Message>,
         started: Instant,
-    ) -> (Answer, &'static str) {
+    ) -> (Answer, PushOutcome) {
         let (early, mut early_answer) = EarlyReply::channel();
         // Polled here, the chain runs in the push's span already; it takes the span along
         // only when it becomes a task of its own.
@@ -232,7 +234,7 @@ impl Dispatcher {
             Ok(Poll::Pending) => {}
             Err(_) => {
                 tracing::error!("plugin chain failed: it panicked");
-                return (None, "chain_failed");
+                return (None, PushOutcome::ChainFailed);
             }
         }
         let mut chain = tokio::spawn(chain.in_current_span());
@@ -243,12 +245,12 @@ impl Dispatcher {
                 Ok(result) => self.finished(tenant, msg, result, &mut early_answer, started),
                 Err(join) => {
                     tracing::error!("plugin chain failed: {join}");
-                    (None, "chain_failed")
+                    (None, PushOutcome::ChainFailed)
                 }
             },
             Ok(reply) = &mut early_answer => {
                 self.continue_late(Arc::clone(tenant), msg.from_user.clone(), chain, started);
-                (Some(reply), "early_reply")
+                (Some(reply), PushOutcome::EarlyReply)
             }
             () = tokio::time::sleep_until(deadline) => {
                 tracing::warn!(
@@ -256,7 +258,7 @@ impl Dispatcher {
                     "passive budget exhausted; answering without a reply"
                 );
                 self.continue_late(Arc::clone(tenant), msg.from_user.clone(), chain, started);
-                (None, "budget_exhausted")
+                (None, PushOutcome::BudgetExhausted)
             }
         }
     }
@@ -269,21 +271,21 @@ impl Dispatcher {
         result: ChainResult,
         early_answer: &mut oneshot::Receiver<Reply>,
         started: Instant,
-    ) -> (Answer, &'static str) {
+    ) -> (Answer, PushOutcome) {
         // A plugin answered early, then returned: the early reply is the passive one and what
         // it returned goes late.
         if let Ok(reply) = early_answer.try_recv() {
             let finished = tokio::spawn(std::future::ready(result));
             self.continue_late(Arc::clone(tenant), msg.from_user.clone(), finished, started);
-            return (Some(reply), "early_reply");
+            return (Some(reply), PushOutcome::EarlyReply);
         }
         match result {
             ChainResult::Reply { reply, plugin } => {
                 tracing::Span::current().record("plugin", plugin.as_str());
-                (Some(reply), "reply")
+                (Some(reply), PushOutcome::Reply)
             }
-            ChainResult::Handled => (None, "handled"),
-            ChainResult::Unanswered => (None, "unanswered"),
+            ChainResult::Handled => (None, PushOutcome::Handled),
+            ChainResult::Unanswered => (None, PushOutcome::Unanswered),
         }
     }
 

@@ -179,10 +179,93 @@ impl PluginMetrics {
     }
 }
 
+/// How an opened push was answered: the `outcome` label of `wxhost_requests` (refusals count
+/// with labels of their own through [`Metrics::request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// A plugin replied.
+    Reply,
+    /// A plugin handled the message without a passive reply.
+    Handled,
+    /// No plugin replied or handled it.
+    Unanswered,
+    /// A plugin's early reply was the answer.
+    EarlyReply,
+    /// The passive budget ran out first.
+    BudgetExhausted,
+    /// The chain panicked.
+    ChainFailed,
+    /// A retry of an answered message got its first answer.
+    RetryReplayed,
+    /// A retry waited for the first attempt's answer.
+    RetryWaited,
+    /// A retry waited, and the first attempt did not answer within the budget.
+    RetryTimedOut,
+}
+
+impl PushOutcome {
+    /// Every outcome, in declaration order (the index of each is its discriminant).
+    const ALL: [PushOutcome; 9] = [
+        PushOutcome::Reply,
+        PushOutcome::Handled,
+        PushOutcome::Unanswered,
+        PushOutcome::EarlyReply,
+        PushOutcome::BudgetExhausted,
+        PushOutcome::ChainFailed,
+        PushOutcome::RetryReplayed,
+        PushOutcome::RetryWaited,
+        PushOutcome::RetryTimedOut,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            PushOutcome::Reply => "reply",
+            PushOutcome::Handled => "handled",
+            PushOutcome::Unanswered => "unanswered",
+            PushOutcome::EarlyReply => "early_reply",
+            PushOutcome::BudgetExhausted => "budget_exhausted",
+            PushOutcome::ChainFailed => "chain_failed",
+            PushOutcome::RetryReplayed => "retry_replayed",
+            PushOutcome::RetryWaited => "retry_waited",
+            PushOutcome::RetryTimedOut => "retry_timed_out",
+        }
+    }
+}
+
+/// A tenant's push counters (see [`Metrics::tenant`]).
+#[derive(Debug, Clone)]
+pub struct TenantMetrics {
+    /// One counter per [`PushOutcome`], indexed by its discriminant.
+    pushes: [Counter; PushOutcome::ALL.len()],
+}
+
+impl TenantMetrics {
+    /// Counts a push answered as `outcome`.
+    pub fn push(&self, outcome: PushOutcome) {
+        self.pushes[outcome as usize].inc();
+    }
+}
+
 impl Metrics {
     /// Counts a request of `tenant` that ended as `outcome`.
     pub fn request(&self, tenant: &str, outcome: &str) {
         count(&self.requests, tenant, outcome);
+    }
+
+    /// The push counters of `tenant`, resolved once so counting a push allocates and looks up
+    /// nothing. Every outcome's series exists from then on, at 0 until it happens.
+    pub fn tenant(&self, tenant: &str) -> TenantMetrics {
+        TenantMetrics {
+            pushes: PushOutcome::ALL.map(|outcome| {
+                self.requests
+                    .get_or_create(&TenantOutcome {
+                        tenant: tenant.to_owned(),
+                        outcome: outcome.label().to_owned(),
+                    })
+                    .clone()
+            }),
+        }
     }
 
     /// The metrics of `plugin` in `tenant`'s chain, resolved once so recording a call looks
@@ -244,5 +327,30 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_counts_in_its_own_series() {
+        for (index, outcome) in PushOutcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, index, "ALL is in declaration order");
+        }
+        let metrics = Metrics::default();
+        let tenant = metrics.tenant("shop");
+        tenant.push(PushOutcome::Reply);
+        tenant.push(PushOutcome::Reply);
+        tenant.push(PushOutcome::RetryTimedOut);
+        // Resolving the tenant again (a config reload) keeps counting in the same series.
+        metrics.tenant("shop").push(PushOutcome::Reply);
+        let text = metrics.encode();
+        assert!(text.contains(r#"wxhost_requests_total{tenant="shop",outcome="reply"} 3"#));
+        assert!(
+            text.contains(r#"wxhost_requests_total{tenant="shop",outcome="retry_timed_out"} 1"#)
+        );
+        assert!(text.contains(r#"wxhost_requests_total{tenant="shop",outcome="handled"} 0"#));
     }
 }

@@ -9,7 +9,7 @@ use regex::Regex;
 use crate::config::{ChainEntryConfig, Config, MatchRules, Secret, TenantConfig};
 use crate::plugin::{ApiGrant, CallContext, HttpGrant, WarmInstances};
 use crate::storage::KvStore;
-use crate::telemetry::{Metrics, PluginMetrics};
+use crate::telemetry::{Metrics, PluginMetrics, TenantMetrics};
 use crate::wechat::{self, Account, Content, Message, TimestampWindow};
 use crate::wechat_api::{AccountApi, ApiClient, Credentials, DEFAULT_BASE_URL};
 
@@ -111,6 +111,8 @@ pub struct Tenant {
     pub chain: Vec<ChainEntry>,
     /// The WeChat API as this account (fails with `NoSecret` without an app secret).
     pub api: AccountApi,
+    /// Its push counters.
+    pub metrics: TenantMetrics,
 }
 
 impl Tenant {
@@ -173,6 +175,7 @@ impl Tenant {
             account,
             chain,
             api,
+            metrics: services.metrics.tenant(&config.id),
         })
     }
 }
