@@ -2,7 +2,8 @@
 //!
 //! It plays both sides: WeChat builds and signs (and encrypts) a push, the account opens it,
 //! hands it to a plugin (or, without one, a native echo), and WeChat reads the answer back.
-//! Until the server exists this is the closest thing to the main job that runs.
+//! It shows the protocol, not the server: no tenant config, HTTP, dedup, chain or budgets. To
+//! push through all of those use `wxhost send` (against `wxhost serve`, or `--local`).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
