@@ -119,9 +119,15 @@ impl<'de> Deserialize<'de> for Fields {
 }
 
 /// A message from a user (or an event) pushed to the account.
+///
+/// Its JSON has the host's shape (`wechat::Message`): the envelope's fields at the top level
+/// (`tenant`, which only plugins see, among them), `content` tagged by `type` and an event by
+/// `event`, both in snake case. Only `fields` differs in form: the host keeps the element tree,
+/// a plugin sees the leaves as a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// Addressing and time.
+    #[serde(flatten)]
     pub envelope: Envelope,
     /// What was sent.
     pub content: Content,
@@ -129,8 +135,10 @@ pub struct Message {
     pub fields: Fields,
 }
 
-/// The kind of message and its fields.
+/// The kind of message and its fields (the host may add kinds: match with a `_` arm).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 #[allow(
     missing_docs,
     reason = "field names say what they hold; see WeChat's message docs"
@@ -194,8 +202,10 @@ pub enum Content {
     Other { msg_type: String },
 }
 
-/// An event and its fields.
+/// An event and its fields (the host may add events: match with a `_` arm).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 #[allow(
     missing_docs,
     reason = "field names say what they hold; see WeChat's event docs"
