@@ -36,12 +36,12 @@
 //!
 //! wxhost_sdk::export!(Counter);
 //!
-//! // Natively, the same code runs against a test host with fake kv and config:
+//! // Natively, the same code runs against a test host with fake kv and config, which checks
+//! // each reply as the host does (`Reply::validate`):
 //! let host = wxhost_sdk::testing::TestHost::new().setting("greeting", "你好");
-//! let _guard = host.install();
 //! let msg = wxhost_sdk::testing::text_message("o_user", "ping");
-//! assert_eq!(Counter::handle(&msg).unwrap(), Reply::text("你好! #1: ping").into());
-//! assert_eq!(Counter::handle(&msg).unwrap(), Reply::text("你好! #2: ping").into());
+//! assert_eq!(host.handle::<Counter>(&msg).unwrap(), Reply::text("你好! #1: ping").into());
+//! assert_eq!(host.handle::<Counter>(&msg).unwrap(), Reply::text("你好! #2: ping").into());
 //! assert_eq!(host.kv_get("seen:o_user"), Some(b"2".to_vec()));
 //! ```
 #![deny(missing_docs)]
@@ -66,7 +66,7 @@ pub use error::{Error, Result};
 pub use message::{
     Content, Envelope, Event, Field, Fields, Message, SubscribeMsgItem, SubscribeMsgSentItem,
 };
-pub use reply::{Article, Outcome, Reply};
+pub use reply::{Article, MAX_ARTICLES, MAX_TEXT_BYTES, Outcome, Reply, ReplyError};
 
 /// A plugin: handles one message and says what to do with it.
 pub trait Plugin {

@@ -2,14 +2,33 @@
 //! recorder, canned HTTP responses and WeChat API answers, a record of what was sent, and
 //! builders for messages.
 //!
+//! [`TestHost::handle`] runs a plugin as the host would: a reply that breaks WeChat's rules
+//! ([`Reply::validate`]) is the plugin's error, here as in production; so is an early reply
+//! ([`crate::reply_early`]).
+//!
 //! ```
 //! use wxhost_sdk::testing::{TestHost, text_message};
+//! use wxhost_sdk::{Message, Outcome, Plugin, Reply};
 //!
-//! let host = TestHost::new().setting("prefix", ">> ");
+//! struct Shout;
+//! impl Plugin for Shout {
+//!     fn handle(msg: &Message) -> wxhost_sdk::Result<Outcome> {
+//!         let text = msg.text().unwrap_or_default().to_uppercase();
+//!         wxhost_sdk::kv::set("last", &text, None)?;
+//!         Ok(Reply::text(text).into())
+//!     }
+//! }
+//!
+//! let host = TestHost::new();
+//! assert_eq!(host.handle::<Shout>(&text_message("o_user", "hi")), Ok(Reply::text("HI").into()));
+//! assert_eq!(host.kv_get("last"), Some(b"HI".to_vec()));
+//! // 2049 bytes: WeChat's limit is 2048, so the host would refuse it.
+//! let long = text_message("o_user", &"a".repeat(2049));
+//! assert!(host.handle::<Shout>(&long).is_err());
+//!
 //! let _guard = host.install(); // capability calls on this thread go to `host`
 //! wxhost_sdk::kv::set("k", "v", None).unwrap();
 //! assert_eq!(host.kv_get("k"), Some(b"v".to_vec()));
-//! assert_eq!(text_message("o_user", "hi").text(), Some("hi"));
 //! ```
 
 use std::cell::RefCell;
@@ -22,7 +41,7 @@ use crate::http;
 use crate::kv;
 use crate::log::Level;
 use crate::message::{Content, Envelope, Event, Field, Fields, Message};
-use crate::reply::Reply;
+use crate::reply::{Outcome, Reply};
 use crate::wechat::{ApiError, CustomMessage, TemplateMessage};
 
 /// Limits the fake kv enforces, the same defaults as the host's.
@@ -52,14 +71,15 @@ thread_local! {
     static CURRENT: RefCell<Option<TestHost>> = const { RefCell::new(None) };
 }
 
-/// Uninstalls the test host when dropped.
+/// Uninstalls the test host when dropped (reinstalling the one it replaced, if any).
 #[derive(Debug)]
 #[must_use = "the test host is uninstalled when the guard is dropped"]
-pub struct Installed(());
+pub struct Installed(Option<TestHost>);
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.borrow_mut().take());
+        let previous = self.0.take();
+        CURRENT.with(|c| *c.borrow_mut() = previous);
     }
 }
 
@@ -88,8 +108,19 @@ impl TestHost {
 
     /// Routes this thread's capability calls to this host until the guard is dropped.
     pub fn install(&self) -> Installed {
-        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
-        Installed(())
+        Installed(CURRENT.with(|c| c.borrow_mut().replace(self.clone())))
+    }
+
+    /// Runs plugin `P` on `msg` with this host installed, and checks its reply as the host
+    /// does: a reply that breaks WeChat's rules ([`Reply::validate`]) becomes the plugin's
+    /// error (`invalid reply: …`), as it would in production.
+    pub fn handle<P: crate::Plugin>(&self, msg: &Message) -> crate::Result<Outcome> {
+        let _guard = self.install();
+        let outcome = P::handle(msg)?;
+        if let Outcome::Reply(reply) = &outcome {
+            reply.validate().map_err(invalid)?;
+        }
+        Ok(outcome)
     }
 
     /// The bytes stored at `key`.
@@ -187,6 +218,11 @@ pub fn event_message(from_user: &str, event: Event) -> Message {
     message(from_user, Content::Event(event))
 }
 
+/// A reply the host would refuse, as the plugin's error.
+fn invalid(e: crate::ReplyError) -> crate::Error {
+    crate::Error::msg(format!("invalid reply: {e}"))
+}
+
 /// The native side of the capabilities (see `runtime`).
 pub(crate) mod host {
     use super::*;
@@ -251,6 +287,7 @@ pub(crate) mod host {
     }
 
     pub fn early_reply(reply: Reply) -> Result<(), String> {
+        reply.validate().map_err(|e| invalid(e).to_string())?;
         with(|s| {
             if s.early.is_empty() {
                 s.early.push(reply);
@@ -315,5 +352,67 @@ pub(crate) mod host {
             Ok(new)
         })
         .ok_or_else(no_host)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Article, Plugin};
+
+    /// Answers with the reply its text names, or replies early with it on `early …`.
+    struct Replier;
+
+    impl Plugin for Replier {
+        fn handle(msg: &Message) -> crate::Result<Outcome> {
+            let reply = match msg.text().unwrap_or_default() {
+                "long" => Reply::text("x".repeat(crate::MAX_TEXT_BYTES + 1)),
+                "control" => Reply::text("bell \u{7}"),
+                "no news" => Reply::news([]),
+                "early control" => {
+                    crate::reply_early(Reply::text("\u{0}"))?;
+                    return Ok(Outcome::Handled);
+                }
+                "early" => {
+                    crate::reply_early(Reply::text("soon"))?;
+                    return Ok(Outcome::Handled);
+                }
+                _ => Reply::news([Article::new("t", "https://example.com")]),
+            };
+            Ok(reply.into())
+        }
+    }
+
+    #[test]
+    fn handle_refuses_the_replies_the_host_refuses() {
+        let host = TestHost::new();
+        let run = |text| host.handle::<Replier>(&text_message("o", text));
+        assert!(matches!(run("news"), Ok(Outcome::Reply(Reply::News(_)))));
+        assert_eq!(
+            run("long").map_err(|e| e.to_string()),
+            Err("invalid reply: text reply of 2049 bytes exceeds WeChat's 2048-byte limit".into())
+        );
+        assert_eq!(
+            run("control").map_err(|e| e.to_string()),
+            Err("invalid reply: reply field `content` contains a character XML cannot carry \
+                 (a control character)"
+                .into())
+        );
+        assert!(run("no news").is_err());
+        assert!(run("early control").is_err());
+        assert!(host.early_replies().is_empty());
+        assert_eq!(run("early"), Ok(Outcome::Handled));
+        assert_eq!(host.early_replies(), vec![Reply::text("soon")]);
+    }
+
+    #[test]
+    fn handle_puts_back_the_host_installed_before() {
+        let outer = TestHost::new();
+        let _guard = outer.install();
+        let inner = TestHost::new();
+        let _ = inner.handle::<Replier>(&text_message("o", "early"));
+        assert_eq!(inner.early_replies().len(), 1);
+        crate::reply_early(Reply::text("outer")).expect("the outer host is installed again");
+        assert_eq!(outer.early_replies(), vec![Reply::text("outer")]);
     }
 }
