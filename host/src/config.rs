@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::plugin::{HostPattern, Limits, RuntimeLimits, valid_name};
+use crate::secret::Secret;
 use crate::wechat::{AesKey, Mode};
 use crate::wechat_api::{TokenEndpoint, check_path};
 
@@ -174,28 +175,6 @@ impl LimitOverrides {
             http_response_bytes: self.http_response_bytes.unwrap_or(base.http_response_bytes),
             calls_per_instance: self.calls_per_instance.unwrap_or(base.calls_per_instance),
         }
-    }
-}
-
-/// A secret read from the file or the environment. Its `Debug` output never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// A secret with this value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret's value.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -433,13 +412,13 @@ fn secret(
 ) -> Option<Secret> {
     match value.strip_prefix("env:") {
         Some(name) => match env(name) {
-            Some(v) if !v.is_empty() => Some(Secret(v)),
+            Some(v) if !v.is_empty() => Some(Secret::new(v)),
             _ => {
                 p.add(key, format!("environment variable {name} is not set"));
                 None
             }
         },
-        None => Some(Secret(value)),
+        None => Some(Secret::new(value)),
     }
 }
 
@@ -463,8 +442,8 @@ fn tenant(
     }
     let token = secret(p, &format!("{key}.token"), t.token, env);
     if let Some(token) = &token {
-        let len = token.0.len();
-        if !(3..=32).contains(&len) || !token.0.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        let len = token.expose().len();
+        if !(3..=32).contains(&len) || !token.expose().bytes().all(|b| b.is_ascii_alphanumeric()) {
             p.add(
                 format!("{key}.token"),
                 "must be 3 to 32 letters or digits (WeChat's rule)",
@@ -476,7 +455,7 @@ fn tenant(
         .and_then(|k| secret(p, &format!("{key}.encoding_aes_key"), k, env));
     match &encoding_aes_key {
         Some(k) => {
-            if let Err(e) = AesKey::from_encoding_aes_key(&k.0) {
+            if let Err(e) = AesKey::from_encoding_aes_key(k.expose()) {
                 p.add(format!("{key}.encoding_aes_key"), e.to_string());
             }
         }

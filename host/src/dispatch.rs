@@ -9,24 +9,19 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+use crate::clock::unix_now;
 use crate::dedup::{self, Answer, Begin, DedupStore};
 use crate::plugin::{EarlyReply, Outcome, Registry};
 use crate::telemetry::{Metrics, PushOutcome};
 use crate::tenant::{Tenant, TenantsHandle};
 use crate::wechat::{self, CallbackQuery, Message, Reply, push::no_reply};
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+use crate::wechat_api::LateReplies;
 
 /// Why a callback request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -46,18 +41,6 @@ pub struct PushAnswer {
     pub body: String,
     /// Whether the body is XML (else plain text).
     pub is_xml: bool,
-}
-
-/// Where replies produced after the passive budget go.
-pub trait LateReplies: Send + Sync + 'static {
-    /// Delivers `reply` from `plugin` to `to_user` of `tenant`.
-    fn deliver<'a>(
-        &'a self,
-        tenant: &'a Tenant,
-        to_user: &'a str,
-        plugin: &'a str,
-        reply: Reply,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
 /// What the chain decided.
@@ -305,7 +288,7 @@ impl Dispatcher {
             async move {
                 match tokio::time::timeout_at(deadline, &mut chain).await {
                     Ok(Ok(ChainResult::Reply { reply, plugin })) => {
-                        let delivery = late.deliver(&tenant, &to_user, &plugin, reply);
+                        let delivery = late.deliver(&tenant.api, &to_user, &plugin, reply);
                         if tokio::time::timeout_at(deadline, delivery).await.is_err() {
                             tracing::warn!("late reply still sending at the async budget; dropped");
                             metrics.late_reply(&tenant.id, "dropped");

@@ -2,6 +2,8 @@
 //! logic in sandboxed WebAssembly plugins.
 //!
 //! # Module map
+//! - [`clock`], [`secret`]: leaves every layer may use: the wall clock, and a value whose `Debug`
+//!   output is redacted.
 //! - [`wechat`]: the callback protocol with no I/O: `signature`, `crypto` (AES-256-CBC with
 //!   WeChat's 32-byte PKCS#7), `xml` (hardened reader), `message` (typed model of every message
 //!   and event), `reply` (the seven passive replies), `replay` (timestamp window), and `push`
@@ -29,6 +31,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants and boundaries.
 
+pub mod clock;
 pub mod config;
 pub mod dedup;
 pub mod demo;
@@ -37,6 +40,7 @@ pub mod http;
 pub mod http_client;
 pub mod plugin;
 pub mod scaffold;
+pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod storage;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use wxhost::clock::unix_now;
 use wxhost::demo::Handler;
-use wxhost::dispatch::unix_now;
 use wxhost::plugin::{Runtime, RuntimeLimits};
 use wxhost::simulator::{Action, Target};
 

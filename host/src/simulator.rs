@@ -8,8 +8,9 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-use crate::config::{Config, Secret};
-use crate::dispatch::unix_now;
+use crate::clock::unix_now;
+use crate::config::Config;
+use crate::secret::Secret;
 use crate::server::App;
 use crate::wechat::xml::Element;
 use crate::wechat::{Account, EnvelopeParams, Message, Mode, Reply, ReplyMessage};

@@ -6,8 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use regex::Regex;
 
-use crate::config::{ChainEntryConfig, Config, MatchRules, Secret, TenantConfig};
+use crate::config::{ChainEntryConfig, Config, MatchRules, TenantConfig};
 use crate::plugin::{ApiGrant, CallContext, HttpGrant, WarmInstances};
+use crate::secret::Secret;
 use crate::storage::KvStore;
 use crate::telemetry::{Metrics, PluginMetrics, TenantMetrics};
 use crate::wechat::{self, Account, Content, Message, TimestampWindow};

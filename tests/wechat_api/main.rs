@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use wxhost::config::Secret;
+use wxhost::secret::Secret;
 use wxhost::storage::{KvStore, MemoryKv};
 use wxhost::telemetry::Metrics;
 use wxhost::wechat_api::{

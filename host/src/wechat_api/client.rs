@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::messages::{CustomMessage, TemplateMessage};
 use super::token::{CachedToken, TokenSlot};
 use super::{ApiError, Credentials, TokenEndpoint};
-use crate::dispatch::unix_now;
+use crate::clock::unix_now;
 use crate::storage::KvStore;
 use crate::telemetry::Metrics;
 

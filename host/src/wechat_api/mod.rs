@@ -11,11 +11,11 @@ use serde::Deserialize;
 
 pub use client::{AccountApi, ApiClient, ApiRequest, Idempotency, Method, check_path};
 pub use error::{ApiError, hint};
-pub use late::ApiLateReplies;
+pub use late::{ApiLateReplies, LateReplies};
 pub use messages::{CustomMessage, TemplateMessage};
 pub use token::CachedToken;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// WeChat's API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";

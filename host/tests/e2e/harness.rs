@@ -191,7 +191,7 @@ pub fn account(appid: &str, token: &str, key: Option<&str>, mode: Mode) -> Accou
 
 /// A push of `msg` as WeChat builds it for `account`, stamped now.
 pub fn push(account: &Account, msg: &Message) -> (CallbackQuery, String) {
-    let params = EnvelopeParams::fresh(wxhost::dispatch::unix_now(), &mut rand::rng());
+    let params = EnvelopeParams::fresh(wxhost::clock::unix_now(), &mut rand::rng());
     account.simulate_push(msg, &params).expect("push")
 }
 
@@ -207,7 +207,7 @@ pub fn text(from: &str, content: &str, msg_id: u64) -> Message {
 
 /// A message with the common head and `fields`.
 pub fn message(fields: &[(&str, &str)]) -> Message {
-    let now = wxhost::dispatch::unix_now().to_string();
+    let now = wxhost::clock::unix_now().to_string();
     let mut children = vec![
         Element::leaf("ToUserName", "gh_e2e"),
         Element::leaf("CreateTime", now),

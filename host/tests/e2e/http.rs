@@ -22,7 +22,7 @@ fn config() -> String {
 #[tokio::test]
 async fn url_verification_echoes_exactly_when_signed() {
     let server = Server::start(&config());
-    let ts = wxhost::dispatch::unix_now().to_string();
+    let ts = wxhost::clock::unix_now().to_string();
     let query = [
         ("signature", signature::signature("tokensafe", &ts, "n1")),
         ("timestamp", ts.clone()),

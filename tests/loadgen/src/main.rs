@@ -24,8 +24,8 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
+use wxhost::clock::unix_now;
 use wxhost::dedup::{self, Begin, DedupStore, MemoryDedup};
-use wxhost::dispatch::unix_now;
 use wxhost::wechat::xml::Element;
 use wxhost::wechat::{Account, CallbackQuery, Content, EnvelopeParams, Message, Reply};
 
