@@ -8,23 +8,13 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::bindings::wxhost::plugin::{early_reply, types, wechat_api as wit};
+use super::context::{ApiGrant, Caller};
 use super::convert;
-use super::host::CallState;
-use crate::wechat::Reply;
+use crate::wechat::{Message, Reply};
 use crate::wechat_api::{
-    AccountApi, ApiError, ApiRequest, CustomMessage, Idempotency, Method, TemplateMessage,
-    check_path,
+    ApiError, ApiRequest, CustomMessage, Idempotency, Method, TemplateMessage, check_path,
     messages::{MiniProgramLink, TemplateField},
 };
-
-/// The `wechat-api` capability as granted to one plugin in one tenant.
-#[derive(Debug, Clone)]
-pub struct ApiGrant {
-    /// The tenant's API.
-    pub api: AccountApi,
-    /// The paths raw calls may use.
-    pub paths: Arc<[String]>,
-}
 
 /// The early answer of one push, shared by the calls of its chain: the first plugin to send
 /// one answers WeChat.
@@ -55,15 +45,37 @@ impl EarlyReply {
     }
 }
 
-impl early_reply::Host for CallState {
+/// `early-reply`: the call's slot for answering WeChat before the plugin returns.
+#[derive(Debug)]
+pub struct EarlyReplyImport {
+    caller: Arc<Caller>,
+    slot: EarlyReply,
+}
+
+impl EarlyReplyImport {
+    /// The import for one call of `caller`, answering into `slot`.
+    pub fn new(caller: &Arc<Caller>, slot: EarlyReply) -> Self {
+        EarlyReplyImport {
+            caller: Arc::clone(caller),
+            slot,
+        }
+    }
+
+    /// Lets go of the slot, so that an idle instance does not hold the finished push's channel.
+    pub fn release(&mut self) {
+        self.slot = EarlyReply::default();
+    }
+}
+
+impl early_reply::Host for EarlyReplyImport {
     fn send(&mut self, reply: types::Reply) -> Result<(), String> {
         let reply = convert::reply(reply);
         reply
             .validate()
             .map_err(|e| format!("invalid reply: {e}"))?;
-        let result = self.early.send(reply);
+        let result = self.slot.send(reply);
         if result.is_ok() {
-            tracing::debug!(tenant = %self.ctx.tenant, plugin = %self.plugin, "early reply sent");
+            tracing::debug!(tenant = %self.caller.tenant(), plugin = %self.caller.plugin, "early reply sent");
         }
         result
     }
@@ -91,22 +103,44 @@ fn api_error(e: ApiError) -> wit::Error {
     }
 }
 
-impl CallState {
+/// `wechat-api`: the tenant's WeChat API when granted, at most `api_calls` calls per call, each
+/// within the call's deadline; sends go to the current user unless the plugin names another.
+#[derive(Debug)]
+pub struct WechatApiImport {
+    caller: Arc<Caller>,
+    message: Arc<Message>,
+    deadline: Instant,
+    calls: u32,
+}
+
+impl WechatApiImport {
+    /// The import for one call of `caller` on `message`, ending at `deadline`.
+    pub fn new(caller: &Arc<Caller>, message: &Arc<Message>, deadline: Instant) -> Self {
+        WechatApiImport {
+            caller: Arc::clone(caller),
+            message: Arc::clone(message),
+            deadline,
+            calls: 0,
+        }
+    }
+
     /// The granted API, after counting one call against the quota.
     fn api(&mut self) -> Result<ApiGrant, wit::Error> {
-        let Some(grant) = self.ctx.api.clone() else {
+        let caller = &self.caller;
+        let Some(grant) = caller.ctx.api.clone() else {
             return Err(wit::Error::Denied(format!(
                 "the `wechat-api` capability is not granted to plugin {} in tenant {}",
-                self.plugin, self.ctx.tenant
+                caller.plugin,
+                caller.tenant()
             )));
         };
-        if self.api_calls >= self.ctx.limits.api_calls {
+        let max = caller.limits().api_calls;
+        if self.calls >= max {
             return Err(wit::Error::Unavailable(format!(
-                "at most {} WeChat API calls per call",
-                self.ctx.limits.api_calls
+                "at most {max} WeChat API calls per call"
             )));
         }
-        self.api_calls += 1;
+        self.calls += 1;
         Ok(grant)
     }
 
@@ -115,7 +149,7 @@ impl CallState {
     }
 }
 
-impl wit::Host for CallState {
+impl wit::Host for WechatApiImport {
     async fn send_custom(
         &mut self,
         to_user: Option<String>,
@@ -171,7 +205,7 @@ impl wit::Host for CallState {
         if !grant.paths.iter().any(|allowed| allowed == path) {
             return Err(wit::Error::Denied(format!(
                 "API path {path} is not in plugin {}'s api_paths",
-                self.plugin
+                self.caller.plugin
             )));
         }
         let body = body

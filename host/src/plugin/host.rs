@@ -1,96 +1,26 @@
-//! The state of one plugin call (its `Store` data) and the host side of the WIT imports
-//! every plugin has: `log`, `config` and `kv`, each enforcing the call's caps. The granted
-//! imports live in `capabilities` and `outbound`.
+//! The state of one plugin instance (its `Store` data): what lives as long as the instance
+//! (WASI, the resource table, captured output, who it acts for) and, in one `PerCall`
+//! rebuilt at every call, each import's per-call state and caps; and the linking of every
+//! import to its own state.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::wxhost::plugin::{config, kv, log, raw_fields, types};
-use super::capabilities::{ApiGrant, EarlyReply};
+use super::bindings::wxhost::plugin::{
+    config, early_reply, kv, log, raw_fields, types, wechat_api,
+};
+use super::capabilities::{EarlyReply, EarlyReplyImport, WechatApiImport};
 use super::capture::Capture;
-use super::convert;
+use super::context::{CallContext, Caller};
+use super::imports::{ConfigImport, KvImport, LogImport, RawFieldsImport};
 use super::limits::Limits;
-use super::outbound::{HttpGrant, OutboundHttp};
-use crate::storage::{self, KvStore, Namespace};
+use super::outbound::OutboundHttp;
 use crate::wechat::Message;
-
-/// What a call of a plugin for one tenant may see: its settings and its kv namespace.
-#[derive(Clone)]
-pub struct CallContext {
-    /// The tenant id (also in the message envelope).
-    pub tenant: String,
-    /// The plugin's settings for this tenant.
-    pub settings: Arc<serde_json::Map<String, serde_json::Value>>,
-    /// The settings as one JSON object, serialised once.
-    pub settings_json: Arc<str>,
-    /// Where the plugin's kv data lives.
-    pub kv: Arc<dyn KvStore>,
-    /// This call's limits.
-    pub limits: Limits,
-    /// The `wechat-api` capability, when granted.
-    pub api: Option<ApiGrant>,
-    /// The `http` capability, when granted.
-    pub http: Option<HttpGrant>,
-    /// Which context this is: clones share it, every change of grants makes a new one.
-    identity: u64,
-}
-
-/// A new [`CallContext`] identity.
-fn next_identity() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-impl std::fmt::Debug for CallContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallContext")
-            .field("tenant", &self.tenant)
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CallContext {
-    /// A context with `settings` (a JSON object) over `kv`.
-    pub fn new(
-        tenant: impl Into<String>,
-        settings: serde_json::Map<String, serde_json::Value>,
-        kv: Arc<dyn KvStore>,
-        limits: Limits,
-    ) -> Self {
-        let settings_json = serde_json::Value::Object(settings.clone()).to_string();
-        CallContext {
-            tenant: tenant.into(),
-            settings: Arc::new(settings),
-            settings_json: settings_json.into(),
-            kv,
-            limits,
-            api: None,
-            http: None,
-            identity: next_identity(),
-        }
-    }
-
-    /// Grants `wechat-api`.
-    pub fn with_api(mut self, grant: ApiGrant) -> Self {
-        self.api = Some(grant);
-        self.identity = next_identity();
-        self
-    }
-
-    /// Grants `http`.
-    pub fn with_http(mut self, grant: HttpGrant) -> Self {
-        self.http = Some(grant);
-        self.identity = next_identity();
-        self
-    }
-}
 
 /// Caps memories and tables; records refused growth so a memory limit is reported as such, not
 /// as a generic trap, and the largest memory granted so a bloated instance is not kept warm.
@@ -100,7 +30,9 @@ pub struct Limiter {
     table_elements: usize,
     /// Set when the guest asked for more memory or table than allowed.
     pub refused: bool,
-    /// The largest size any linear memory of the instance was allowed to reach, in bytes.
+    /// The largest size any linear memory of the instance was allowed to grow to in this call,
+    /// in bytes (memories never shrink, so an instance over a bound is over it in the call that
+    /// grew it).
     pub memory_peak: usize,
 }
 
@@ -154,30 +86,59 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// The data of one call's `Store`.
+/// Everything that belongs to one call and starts over at the next: built whole by
+/// [`PerCall::new`] and replaced in one assignment, so nothing of one message reaches the next.
+#[derive(Debug)]
+pub struct PerCall {
+    /// When the call must end.
+    pub deadline: Instant,
+    /// Memory and table caps, and what the guest asked for in this call.
+    pub limiter: Limiter,
+    raw_fields: RawFieldsImport,
+    /// `log` (and its count of dropped lines).
+    pub log: LogImport,
+    config: ConfigImport,
+    kv: KvImport,
+    early: EarlyReplyImport,
+    wechat_api: WechatApiImport,
+    http: OutboundHttp,
+}
+
+impl PerCall {
+    /// The state of a call of `caller` on `message`, answering early into `early`, ending at
+    /// `deadline`.
+    fn new(
+        caller: &Arc<Caller>,
+        message: Arc<Message>,
+        early: EarlyReply,
+        deadline: Instant,
+    ) -> Self {
+        PerCall {
+            deadline,
+            limiter: Limiter::new(caller.limits()),
+            log: LogImport::new(caller),
+            config: ConfigImport::new(caller),
+            kv: KvImport::new(caller),
+            early: EarlyReplyImport::new(caller, early),
+            wechat_api: WechatApiImport::new(caller, &message, deadline),
+            http: OutboundHttp::new(caller, deadline),
+            raw_fields: RawFieldsImport::new(message),
+        }
+    }
+}
+
+/// The data of one instance's `Store`.
 pub struct CallState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    outbound: OutboundHttp,
     table: ResourceTable,
-    /// Memory and table caps.
-    pub limiter: Limiter,
-    pub(super) plugin: Arc<str>,
-    pub(super) ctx: CallContext,
-    /// The message being handled (a kept instance holds its last one until the next call).
-    pub(super) message: Arc<Message>,
-    pub(super) early: EarlyReply,
-    pub(super) api_calls: u32,
-    pub(super) deadline: Instant,
-    namespace: Namespace,
-    log_lines: u32,
-    /// Log lines dropped past the cap.
-    pub dropped_log_lines: u32,
-    kv_writes: u32,
+    caller: Arc<Caller>,
     /// The guest's stdout.
     pub stdout: Capture,
     /// The guest's stderr (where Rust panics print).
     pub stderr: Capture,
+    /// The current call (a kept instance holds its last one until the next call).
+    pub call: PerCall,
 }
 
 impl CallState {
@@ -199,29 +160,13 @@ impl CallState {
             .stderr(stderr.clone())
             .max_random_size(64 * 1024)
             .build();
-        let outbound = OutboundHttp::new(
-            ctx.http.clone(),
-            &ctx.tenant,
-            Arc::clone(&plugin),
-            &limits,
-            deadline,
-        );
+        let caller = Caller::new(plugin, ctx);
         CallState {
             wasi,
             http: WasiHttpCtx::new(),
-            outbound,
             table: ResourceTable::new(),
-            limiter: Limiter::new(&limits),
-            namespace: Namespace::new(ctx.tenant.clone(), plugin.to_string()),
-            plugin,
-            ctx,
-            message,
-            early,
-            api_calls: 0,
-            deadline,
-            log_lines: 0,
-            dropped_log_lines: 0,
-            kv_writes: 0,
+            call: PerCall::new(&caller, message, early, deadline),
+            caller,
             stdout,
             stderr,
         }
@@ -231,54 +176,48 @@ impl CallState {
     /// the context it was made for, so never for another tenant, other settings, grants or
     /// limits.
     pub fn serves(&self, ctx: &CallContext) -> bool {
-        self.ctx.identity == ctx.identity && self.ctx.limits == ctx.limits
+        self.caller.ctx.same_as(ctx)
     }
 
     /// Prepares a kept instance for its next call on `message`, ending at `deadline`: the
-    /// per-call counts, caps and early-reply slot start over; WASI state and the guest's
-    /// resources stay with the instance.
+    /// per-call state starts over whole; WASI state and the guest's resources stay with the
+    /// instance.
     pub fn begin_call(&mut self, message: Arc<Message>, early: EarlyReply, deadline: Instant) {
-        self.message = message;
-        self.early = early;
-        self.deadline = deadline;
-        self.api_calls = 0;
-        self.log_lines = 0;
-        self.dropped_log_lines = 0;
-        self.kv_writes = 0;
-        self.limiter.refused = false;
-        self.outbound.begin_call(&self.ctx.limits, deadline);
+        self.call = PerCall::new(&self.caller, message, early, deadline);
     }
 
     /// Lets go of what belonged to the finished call (its early-reply slot) before the
     /// instance is kept for the next one.
     pub fn end_call(&mut self) {
-        self.early = EarlyReply::default();
+        self.call.early.release();
     }
 
     /// The call's limits.
     pub fn limits(&self) -> &Limits {
-        &self.ctx.limits
-    }
-
-    fn count_write(&mut self) -> Result<(), kv::Error> {
-        if self.kv_writes >= self.ctx.limits.kv_writes {
-            return Err(kv::Error::QuotaExceeded(format!(
-                "at most {} kv writes per call",
-                self.ctx.limits.kv_writes
-            )));
-        }
-        self.kv_writes += 1;
-        Ok(())
-    }
-
-    fn check_key(&self, key: &str) -> Result<(), kv::Error> {
-        let max = self.ctx.limits.kv_key_bytes;
-        if key.len() > max as usize {
-            return Err(kv::Error::KeyTooLong(max));
-        }
-        Ok(())
+        self.caller.limits()
     }
 }
+
+/// Links the plugin world's imports, each to its own state in [`CallState::call`] (WASI and
+/// wasi:http are linked by the runtime).
+pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    types::add_to_linker::<_, HasSelf<CallState>>(linker, |state| state)?;
+    raw_fields::add_to_linker::<_, HasSelf<RawFieldsImport>>(linker, |state| {
+        &mut state.call.raw_fields
+    })?;
+    log::add_to_linker::<_, HasSelf<LogImport>>(linker, |state| &mut state.call.log)?;
+    config::add_to_linker::<_, HasSelf<ConfigImport>>(linker, |state| &mut state.call.config)?;
+    kv::add_to_linker::<_, HasSelf<KvImport>>(linker, |state| &mut state.call.kv)?;
+    early_reply::add_to_linker::<_, HasSelf<EarlyReplyImport>>(linker, |state| {
+        &mut state.call.early
+    })?;
+    wechat_api::add_to_linker::<_, HasSelf<WechatApiImport>>(linker, |state| {
+        &mut state.call.wechat_api
+    })?;
+    Ok(())
+}
+
+impl types::Host for CallState {}
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -292,102 +231,9 @@ impl WasiView for CallState {
 impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
-            hooks: &mut self.outbound,
+            hooks: &mut self.call.http,
             table: &mut self.table,
             ctx: &mut self.http,
         }
     }
-}
-
-impl types::Host for CallState {}
-
-impl raw_fields::Host for CallState {
-    fn get(&mut self) -> Vec<types::Field> {
-        convert::fields(&self.message)
-    }
-}
-
-impl log::Host for CallState {
-    fn log(&mut self, level: log::Level, message: String) {
-        if self.log_lines >= self.ctx.limits.log_lines {
-            self.dropped_log_lines += 1;
-            return;
-        }
-        self.log_lines += 1;
-        let message = truncate(&message, self.ctx.limits.log_line_bytes as usize);
-        let (tenant, plugin) = (&self.ctx.tenant, &*self.plugin);
-        match level {
-            log::Level::Trace => tracing::trace!(tenant, plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(tenant, plugin, "{message}"),
-            log::Level::Info => tracing::info!(tenant, plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(tenant, plugin, "{message}"),
-            log::Level::Error => tracing::error!(tenant, plugin, "{message}"),
-        }
-    }
-}
-
-impl config::Host for CallState {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.ctx.settings.get(&key).map(|v| v.to_string())
-    }
-
-    fn get_all(&mut self) -> String {
-        self.ctx.settings_json.to_string()
-    }
-}
-
-fn kv_error(e: storage::Error) -> kv::Error {
-    match e {
-        storage::Error::NotANumber => kv::Error::NotANumber,
-        storage::Error::Overflow => kv::Error::Overflow,
-        storage::Error::Backend(reason) => kv::Error::Unavailable(reason),
-    }
-}
-
-impl kv::Host for CallState {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::Error> {
-        self.check_key(&key)?;
-        self.ctx.kv.get(&self.namespace, &key).map_err(kv_error)
-    }
-
-    fn set(&mut self, key: String, value: Vec<u8>, ttl_secs: Option<u32>) -> Result<(), kv::Error> {
-        self.check_key(&key)?;
-        let max = self.ctx.limits.kv_value_bytes;
-        if value.len() > max as usize {
-            return Err(kv::Error::ValueTooLarge(max));
-        }
-        self.count_write()?;
-        let ttl = ttl_secs.map(|s| Duration::from_secs(u64::from(s)));
-        self.ctx
-            .kv
-            .set(&self.namespace, &key, &value, ttl)
-            .map_err(kv_error)
-    }
-
-    fn delete(&mut self, key: String) -> Result<bool, kv::Error> {
-        self.check_key(&key)?;
-        self.count_write()?;
-        self.ctx.kv.delete(&self.namespace, &key).map_err(kv_error)
-    }
-
-    fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::Error> {
-        self.check_key(&key)?;
-        self.count_write()?;
-        self.ctx
-            .kv
-            .increment(&self.namespace, &key, delta)
-            .map_err(kv_error)
-    }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary, marked when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }

@@ -5,29 +5,16 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::allow_list::HostPattern;
-use super::limits::Limits;
-use crate::telemetry::Metrics;
+use super::context::{Caller, HttpGrant};
 
 /// The largest request body a plugin may send.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
-
-/// The `http` capability as granted to one plugin in one tenant.
-#[derive(Debug, Clone)]
-pub struct HttpGrant {
-    /// The shared outbound client.
-    pub client: reqwest::Client,
-    /// The hosts the plugin may reach.
-    pub hosts: Arc<[HostPattern]>,
-    /// Where requests are counted.
-    pub metrics: Arc<Metrics>,
-}
 
 type Response = (
     http::Response<WasiBody>,
@@ -37,45 +24,24 @@ type Response = (
 /// The per-call side of outbound HTTP: the `WasiHttpHooks` of one plugin call.
 #[derive(Debug)]
 pub struct OutboundHttp {
-    grant: Option<HttpGrant>,
-    tenant: String,
-    plugin: Arc<str>,
+    caller: Arc<Caller>,
     requests_left: u32,
-    timeout: Duration,
-    max_response_bytes: u64,
     deadline: Instant,
 }
 
 impl OutboundHttp {
-    /// The hooks of a call of `plugin` in `tenant` ending at `deadline`.
-    pub fn new(
-        grant: Option<HttpGrant>,
-        tenant: &str,
-        plugin: Arc<str>,
-        limits: &Limits,
-        deadline: Instant,
-    ) -> Self {
+    /// The hooks of one call of `caller` ending at `deadline`.
+    pub fn new(caller: &Arc<Caller>, deadline: Instant) -> Self {
         OutboundHttp {
-            grant,
-            tenant: tenant.to_owned(),
-            plugin,
-            requests_left: limits.http_requests,
-            timeout: limits.http_timeout(),
-            max_response_bytes: limits.http_response_bytes,
+            caller: Arc::clone(caller),
+            requests_left: caller.limits().http_requests,
             deadline,
         }
     }
 
-    /// Restores the per-call request count for the next call of a kept instance, ending at
-    /// `deadline`.
-    pub fn begin_call(&mut self, limits: &Limits, deadline: Instant) {
-        self.requests_left = limits.http_requests;
-        self.deadline = deadline;
-    }
-
     /// The grant to send `request` under, or why it may not go out.
     fn admit(&mut self, request: &http::Request<WasiBody>) -> Result<HttpGrant, String> {
-        let Some(grant) = &self.grant else {
+        let Some(grant) = &self.caller.ctx.http else {
             return Err("the `http` capability is not granted".into());
         };
         let uri = request.uri();
@@ -110,25 +76,27 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = Result<Response, HttpError>> + Send> {
-        let (tenant, plugin) = (self.tenant.clone(), Arc::clone(&self.plugin));
+        let caller = Arc::clone(&self.caller);
         let grant = match self.admit(&request) {
             Ok(grant) => grant,
             Err(reason) => {
-                tracing::warn!(%tenant, %plugin, uri = %redacted(request.uri()), "outbound HTTP denied: {reason}");
-                if let Some(grant) = &self.grant {
-                    grant.metrics.http_request(&tenant, &plugin, "denied");
+                let (tenant, plugin) = (caller.tenant(), &*caller.plugin);
+                tracing::warn!(tenant, plugin, uri = %redacted(request.uri()), "outbound HTTP denied: {reason}");
+                if let Some(grant) = &caller.ctx.http {
+                    grant.metrics.http_request(tenant, plugin, "denied");
                 }
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
         };
         let guest_timeout = options
             .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
-            .unwrap_or(self.timeout);
-        let timeout = self
-            .timeout
+            .unwrap_or(caller.limits().http_timeout());
+        let timeout = caller
+            .limits()
+            .http_timeout()
             .min(guest_timeout)
             .min(self.deadline.saturating_duration_since(Instant::now()));
-        let max = self.max_response_bytes;
+        let max = caller.limits().http_response_bytes;
         Box::new(async move {
             let result =
                 match tokio::time::timeout(timeout, send(&grant.client, request, max)).await {
@@ -143,9 +111,10 @@ impl WasiHttpHooks for OutboundHttp {
                     .unwrap_or("error")
                     .to_owned(),
             };
-            grant.metrics.http_request(&tenant, &plugin, &kind);
+            let (tenant, plugin) = (caller.tenant(), &*caller.plugin);
+            grant.metrics.http_request(tenant, plugin, &kind);
             if let Err(e) = &result {
-                tracing::info!(%tenant, %plugin, "outbound HTTP failed: {e}");
+                tracing::info!(tenant, plugin, "outbound HTTP failed: {e}");
             }
             result
         })

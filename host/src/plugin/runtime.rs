@@ -10,16 +10,18 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{Plugin as PluginBindings, PluginPre};
 use super::cache::{CompileCache, Origin, wasm_hash};
 use super::capabilities::EarlyReply;
+use super::context::CallContext;
 use super::convert;
 use super::error::Error;
-use super::host::{CallContext, CallState, truncate};
+use super::host::{self, CallState};
+use super::imports::truncate;
 use super::limits::RuntimeLimits;
 use crate::wechat;
 
@@ -238,8 +240,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)?;
-        PluginBindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(anyhow::Error::from)?;
+        host::link(&mut linker).map_err(anyhow::Error::from)?;
 
         start_epoch_ticker(&engine, Duration::from_millis(limits.epoch_tick_ms.max(1)))?;
         Ok(Runtime {
@@ -402,8 +403,8 @@ impl Runtime {
             let calls = calls.saturating_add(1);
             let state = store.data_mut();
             if calls < limits.calls_per_instance
-                && !state.limiter.refused
-                && state.limiter.memory_peak <= WARM_MEMORY_BYTES
+                && !state.call.limiter.refused
+                && state.call.limiter.memory_peak <= WARM_MEMORY_BYTES
             {
                 state.end_call();
                 warm.keep(
@@ -428,9 +429,9 @@ impl Runtime {
     /// it at its call's deadline and otherwise yields to the scheduler at every tick.
     fn new_store(&self, state: CallState) -> Store<CallState> {
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
+        store.limiter(|state| &mut state.call.limiter);
         store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
+            if Instant::now() >= store.data().call.deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 // Yield each tick so a spinning guest never starves other tasks.
@@ -468,7 +469,7 @@ fn outcome_of(
 /// Maps a wasmtime error to the plugin error kinds.
 fn classify(e: wasmtime::Error, plugin: String, state: &CallState, stderr: &str) -> Error {
     let limits = state.limits();
-    if state.limiter.refused {
+    if state.call.limiter.refused {
         return Error::MemoryLimit {
             plugin,
             limit_bytes: limits.memory_bytes,
@@ -513,13 +514,13 @@ fn log_output(plugin: &str, tenant: &str, state: &CallState) -> String {
     for line in stderr.lines() {
         tracing::warn!(plugin, tenant, stream = "stderr", "{line}");
     }
-    if dropped_out + dropped_err > 0 || state.dropped_log_lines > 0 {
+    if dropped_out + dropped_err > 0 || state.call.log.dropped > 0 {
         tracing::warn!(
             plugin,
             tenant,
             dropped_stdout_bytes = dropped_out,
             dropped_stderr_bytes = dropped_err,
-            dropped_log_lines = state.dropped_log_lines,
+            dropped_log_lines = state.call.log.dropped,
             "plugin output over its caps was dropped"
         );
     }

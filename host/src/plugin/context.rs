@@ -1,0 +1,143 @@
+//! What a plugin call may see and use: its tenant's settings, kv store, limits and grants
+//! (`CallContext`, with `ApiGrant` and `HttpGrant`), and `Caller`, the identity every import
+//! of an instance acts for.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::allow_list::HostPattern;
+use super::limits::Limits;
+use crate::storage::{KvStore, Namespace};
+use crate::telemetry::Metrics;
+use crate::wechat_api::AccountApi;
+
+/// What a call of a plugin for one tenant may see: its settings and its kv namespace.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The tenant id (also in the message envelope).
+    pub tenant: String,
+    /// The plugin's settings for this tenant.
+    pub settings: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// The settings as one JSON object, serialised once.
+    pub settings_json: Arc<str>,
+    /// Where the plugin's kv data lives.
+    pub kv: Arc<dyn KvStore>,
+    /// This call's limits.
+    pub limits: Limits,
+    /// The `wechat-api` capability, when granted.
+    pub api: Option<ApiGrant>,
+    /// The `http` capability, when granted.
+    pub http: Option<HttpGrant>,
+    /// Which context this is: clones share it, every change of grants makes a new one.
+    identity: u64,
+}
+
+/// The `wechat-api` capability as granted to one plugin in one tenant.
+#[derive(Debug, Clone)]
+pub struct ApiGrant {
+    /// The tenant's API.
+    pub api: AccountApi,
+    /// The paths raw calls may use.
+    pub paths: Arc<[String]>,
+}
+
+/// The `http` capability as granted to one plugin in one tenant.
+#[derive(Debug, Clone)]
+pub struct HttpGrant {
+    /// The shared outbound client.
+    pub client: reqwest::Client,
+    /// The hosts the plugin may reach.
+    pub hosts: Arc<[HostPattern]>,
+    /// Where requests are counted.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A new [`CallContext`] identity.
+fn next_identity() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("tenant", &self.tenant)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallContext {
+    /// A context with `settings` (a JSON object) over `kv`.
+    pub fn new(
+        tenant: impl Into<String>,
+        settings: serde_json::Map<String, serde_json::Value>,
+        kv: Arc<dyn KvStore>,
+        limits: Limits,
+    ) -> Self {
+        let settings_json = serde_json::Value::Object(settings.clone()).to_string();
+        CallContext {
+            tenant: tenant.into(),
+            settings: Arc::new(settings),
+            settings_json: settings_json.into(),
+            kv,
+            limits,
+            api: None,
+            http: None,
+            identity: next_identity(),
+        }
+    }
+
+    /// Grants `wechat-api`.
+    pub fn with_api(mut self, grant: ApiGrant) -> Self {
+        self.api = Some(grant);
+        self.identity = next_identity();
+        self
+    }
+
+    /// Grants `http`.
+    pub fn with_http(mut self, grant: HttpGrant) -> Self {
+        self.http = Some(grant);
+        self.identity = next_identity();
+        self
+    }
+
+    /// Whether `self` and `other` are (clones of) the same context with the same limits: only
+    /// then may an instance made for one serve the other.
+    pub fn same_as(&self, other: &CallContext) -> bool {
+        self.identity == other.identity && self.limits == other.limits
+    }
+}
+
+/// Who an instance's imports act for, fixed for the instance's life: the plugin, the context it
+/// was made for, and that plugin's kv namespace in the tenant.
+#[derive(Debug)]
+pub struct Caller {
+    /// The plugin's name.
+    pub plugin: Arc<str>,
+    /// The context the instance serves.
+    pub ctx: CallContext,
+    /// The plugin's kv namespace in the tenant.
+    pub namespace: Namespace,
+}
+
+impl Caller {
+    /// The caller `plugin` in `ctx`.
+    pub fn new(plugin: Arc<str>, ctx: CallContext) -> Arc<Self> {
+        Arc::new(Caller {
+            namespace: Namespace::new(ctx.tenant.clone(), plugin.to_string()),
+            plugin,
+            ctx,
+        })
+    }
+
+    /// The tenant id.
+    pub fn tenant(&self) -> &str {
+        &self.ctx.tenant
+    }
+
+    /// The call's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.ctx.limits
+    }
+}
