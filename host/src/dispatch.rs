@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use http::StatusCode;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
@@ -32,6 +33,51 @@ pub enum PushError {
     /// The request failed verification, decryption or parsing.
     #[error(transparent)]
     Rejected(#[from] wechat::Error),
+}
+
+impl PushError {
+    /// How the refusal is answered and counted, the one table of both: the sender's faults
+    /// ([`wechat::Error::is_bad_request`]) are 4xx, this host's are 500.
+    pub fn refusal(&self) -> Refusal {
+        use wechat::Error as E;
+        let (status, outcome) = match self {
+            PushError::UnknownTenant => (StatusCode::NOT_FOUND, "unknown_tenant"),
+            PushError::Rejected(e) if !e.is_bad_request() => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "host_error")
+            }
+            PushError::Rejected(E::SignatureMismatch { .. }) => {
+                (StatusCode::UNAUTHORIZED, "bad_signature")
+            }
+            PushError::Rejected(E::StaleTimestamp { .. }) => {
+                (StatusCode::UNAUTHORIZED, "stale_timestamp")
+            }
+            PushError::Rejected(E::MissingParameter(_) | E::InvalidTimestamp(_)) => {
+                (StatusCode::UNAUTHORIZED, "bad_request")
+            }
+            PushError::Rejected(E::BodyTooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "bad_request")
+            }
+            PushError::Rejected(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        };
+        Refusal { status, outcome }
+    }
+
+    /// The official error code (0 for an unknown tenant).
+    pub fn code(&self) -> i32 {
+        match self {
+            PushError::UnknownTenant => 0,
+            PushError::Rejected(e) => e.code(),
+        }
+    }
+}
+
+/// How a refused callback is answered and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The `outcome` label of `wxhost_requests_total`.
+    pub outcome: &'static str,
 }
 
 /// The HTTP body answering a push.

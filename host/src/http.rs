@@ -1,18 +1,18 @@
 //! The HTTP surface: `GET|POST /wx/{tenant}` (WeChat callbacks), `/healthz`, `/metrics`.
-//! Bad input always gets a 4xx with its reason (logged with the tenant id), never a 5xx.
+//! Bad input always gets a 4xx with its reason (logged with the tenant id), never a 5xx;
+//! `PushError::refusal` is the one table of statuses and outcome labels.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::dispatch::{Dispatcher, PushError};
+use crate::dispatch::{Dispatcher, PushError, Refusal};
 use crate::telemetry::Metrics;
-use crate::wechat::Error as WechatError;
 
 /// The largest push body accepted (WeChat's pushes are a few kilobytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -46,45 +46,33 @@ struct ApiError<'a> {
 
 impl IntoResponse for ApiError<'_> {
     fn into_response(self) -> Response {
-        let status = match &self.error {
-            PushError::UnknownTenant => StatusCode::NOT_FOUND,
-            PushError::Rejected(
-                WechatError::SignatureMismatch { .. }
-                | WechatError::MissingParameter(_)
-                | WechatError::InvalidTimestamp(_)
-                | WechatError::StaleTimestamp { .. },
-            ) => StatusCode::UNAUTHORIZED,
-            PushError::Rejected(WechatError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            PushError::Rejected(_) => StatusCode::BAD_REQUEST,
-        };
-        let code = match &self.error {
-            PushError::Rejected(e) => e.code(),
-            PushError::UnknownTenant => 0,
-        };
-        tracing::warn!(
-            tenant = self.tenant,
-            status = status.as_u16(),
-            code,
-            "request refused: {}",
-            self.error
-        );
+        let Refusal { status, .. } = self.error.refusal();
+        let code = self.error.code();
+        if status.is_server_error() {
+            tracing::error!(
+                tenant = self.tenant,
+                status = status.as_u16(),
+                code,
+                "request failed: {}",
+                self.error
+            );
+        } else {
+            tracing::warn!(
+                tenant = self.tenant,
+                status = status.as_u16(),
+                code,
+                "request refused: {}",
+                self.error
+            );
+        }
         (status, format!("{}\n", self.error)).into_response()
     }
 }
 
 /// Counts a refused callback and answers it.
 fn refuse(metrics: &Metrics, tenant: &str, error: PushError) -> Response {
-    metrics.request(metric_tenant(&error, tenant), refused_outcome(&error));
+    metrics.request(metric_tenant(&error, tenant), error.refusal().outcome);
     ApiError { tenant, error }.into_response()
-}
-
-fn refused_outcome(e: &PushError) -> &'static str {
-    match e {
-        PushError::UnknownTenant => "unknown_tenant",
-        PushError::Rejected(WechatError::SignatureMismatch { .. }) => "bad_signature",
-        PushError::Rejected(WechatError::StaleTimestamp { .. }) => "stale_timestamp",
-        PushError::Rejected(_) => "bad_request",
-    }
 }
 
 async fn verify(State(state): State<AppState>, Path(tenant): Path<String>, uri: Uri) -> Response {

@@ -255,7 +255,7 @@ fn plain_account_without_key_names_the_problem_for_encrypted_pushes() {
     let keyless = Account::new(APPID, TOKEN, None, Mode::Plain).expect("account");
     assert_eq!(
         keyless.open(&query, body.as_bytes(), NOW),
-        Err(Error::NoAesKey)
+        Err(Error::CiphertextRefused)
     );
 }
 

@@ -34,9 +34,12 @@ pub enum Error {
     /// The account is configured for safe mode but the push is not encrypted.
     #[error("plaintext push refused: this account is in safe mode")]
     PlaintextRefused,
-    /// The push is encrypted but the account has no EncodingAESKey configured.
-    #[error("encrypted push but the account has no EncodingAESKey")]
+    /// An encrypted mode needs an EncodingAESKey and none is configured.
+    #[error("the account has no EncodingAESKey")]
     NoAesKey,
+    /// The push is encrypted but the account is in plain mode without an EncodingAESKey.
+    #[error("encrypted push refused: this account is in plain mode and has no EncodingAESKey")]
+    CiphertextRefused,
     /// The push is addressed to another official account.
     #[error("push addressed to {found:?}, not to this account ({expected:?})")]
     WrongRecipient {
@@ -148,7 +151,7 @@ impl Error {
             | Error::BodyTooLarge { .. }
             | Error::MissingField(_)
             | Error::InvalidField { .. } => -40002,
-            Error::InvalidAesKey(_) | Error::NoAesKey => -40004,
+            Error::InvalidAesKey(_) | Error::NoAesKey | Error::CiphertextRefused => -40004,
             Error::AppIdMismatch { .. } | Error::WrongRecipient { .. } => -40005,
             Error::EncryptFailed(_) => -40006,
             Error::CiphertextLength(_)

@@ -242,7 +242,9 @@ impl Account {
                     encrypted: true,
                 }
             }
-            (Some(_), None) if outer.child("MsgType").is_none() => return Err(Error::NoAesKey),
+            (Some(_), None) if outer.child("MsgType").is_none() => {
+                return Err(Error::CiphertextRefused);
+            }
             (None, _) if self.mode == Mode::Safe => return Err(Error::PlaintextRefused),
             _ => Inbound {
                 message: Arc::new(Message::from_fields(outer)?),
