@@ -183,10 +183,16 @@ async fn main() -> anyhow::Result<()> {
         Command::NewPlugin { name, dir, sdk } => {
             let sdk = sdk.unwrap_or_else(wxhost::scaffold::default_sdk_path);
             let created = wxhost::scaffold::new_plugin(&name, &dir, &sdk)?;
-            println!("created {}", created.display());
+            let crate_dir = created.display();
+            println!("created {crate_dir}");
             println!(
-                "build it: cd {} && cargo build --release",
-                created.display()
+                "build it: cd {crate_dir} && {}   # → {}",
+                wxhost::scaffold::BUILD_COMMAND,
+                wxhost::scaffold::wasm_output(&name)
+            );
+            println!(
+                "test it: cd {crate_dir} && {}",
+                wxhost::scaffold::TEST_COMMAND
             );
         }
     }

@@ -1,11 +1,27 @@
-//! `wxhost new-plugin NAME`: creates a plugin crate that builds out of the box for
-//! wasm32-wasip2 against `wxhost-sdk`, with a native unit test.
+//! `wxhost new-plugin NAME`: creates a plugin crate against `wxhost-sdk` that builds out of the
+//! box: [`BUILD_COMMAND`] (a cargo alias in its `.cargo/config.toml`) builds the wasm32-wasip2
+//! component, and a plain [`TEST_COMMAND`] runs its unit test natively.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
 use crate::plugin::valid_name;
+
+/// Builds a scaffolded crate's component, run in its directory: an alias for
+/// `cargo build --release --target wasm32-wasip2`, defined in its `.cargo/config.toml`.
+pub const BUILD_COMMAND: &str = "cargo build-plugin";
+
+/// Runs a scaffolded crate's unit tests natively, run in its directory.
+pub const TEST_COMMAND: &str = "cargo test";
+
+/// Where [`BUILD_COMMAND`] puts the component of plugin `name`, relative to its crate.
+pub fn wasm_output(name: &str) -> String {
+    format!(
+        "target/wasm32-wasip2/release/{}.wasm",
+        name.replace('-', "_")
+    )
+}
 
 /// Where this build of wxhost finds the SDK by default (the repository it was built from).
 pub fn default_sdk_path() -> PathBuf {
@@ -50,8 +66,10 @@ pub fn new_plugin(name: &str, parent: &Path, sdk: &Path) -> anyhow::Result<PathB
     Ok(dir)
 }
 
-const CONFIG: &str = r#"[build]
-target = "wasm32-wasip2"
+const CONFIG: &str = r#"# `cargo build-plugin` builds the plugin for the host (wasm32-wasip2, release). Everything else
+# (`cargo test`, `cargo check`, `cargo clippy`) runs natively unless given `--target`.
+[alias]
+build-plugin = ["build", "--release", "--target", "wasm32-wasip2"]
 
 # A 64 KiB stack (Rust's default is 1 MiB) keeps the plugin's memory small, which makes a
 # fresh instance about twice as cheap. Raise it if the plugin recurses deeply.
@@ -139,17 +157,20 @@ mod tests {{
 }
 
 fn readme(name: &str) -> String {
-    let file = name.replace('-', "_");
+    let wasm = wasm_output(name);
     format!(
         r#"# {name}
 
 A wxhost plugin.
 
-- Build: `cargo build --release` (the target, wasm32-wasip2, is set in `.cargo/config.toml`;
-  install it once with `rustup target add wasm32-wasip2`).
-- Test natively: `cargo test --target $(rustc -vV | sed -n 's/host: //p')`.
-- Deploy: copy `target/wasm32-wasip2/release/{file}.wasm` to the host's plugins folder as
-  `{name}.wasm`; it is loaded within a second, no restart.
+- Build: `{BUILD_COMMAND}`, an alias set in `.cargo/config.toml` for
+  `cargo build --release --target wasm32-wasip2` (install the target once with
+  `rustup target add wasm32-wasip2`). It writes the component to
+  `{wasm}`.
+- Test: `{TEST_COMMAND}` runs the unit tests natively, with `wxhost_sdk::testing::TestHost`
+  standing in for the host (kv, settings, log, HTTP, the WeChat API).
+- Deploy: copy the component to the host's plugins folder as `{name}.wasm`; it is loaded
+  within a second, no restart.
 - Try it: `wxhost send --config wxhost.toml --tenant demo --text "hello"` once a tenant's chain
   names `{name}`.
 "#

@@ -1,11 +1,37 @@
-//! `wxhost new-plugin` creates a crate that builds for wasm32-wasip2 and runs in the host.
+//! `wxhost new-plugin` creates a crate whose `cargo build-plugin` builds a component that runs in
+//! the host, and whose plain `cargo test` runs its unit test natively.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
 
 use super::{context, reply_text, runtime, text};
+
+/// The target directory of the plugin builds: reusing it reuses their compiled SDK dependencies.
+fn plugin_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm")
+}
+
+/// `cargo ARGS` in `dir`, as a plugin author would run it: without the settings of the cargo
+/// running this test.
+fn cargo_in(dir: &Path, args: &[&str]) -> Command {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", plugin_target_dir());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RUSTC_")
+            || key == "RUSTFLAGS"
+            || key == "CARGO_ENCODED_RUSTFLAGS"
+            || key == "CARGO_BUILD_TARGET"
+        {
+            cargo.env_remove(key);
+        }
+    }
+    cargo
+}
 
 #[tokio::test]
 async fn a_new_plugin_builds_out_of_the_box_and_runs() {
@@ -17,25 +43,35 @@ async fn a_new_plugin_builds_out_of_the_box_and_runs() {
     )
     .expect("scaffold");
 
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .current_dir(&crate_dir)
-        .args(["build", "--release", "--quiet"])
-        // Reuse the compiled SDK dependencies of the plugin builds.
-        .env(
-            "CARGO_TARGET_DIR",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm"),
-        );
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RUSTC_") || key == "RUSTFLAGS" || key == "CARGO_ENCODED_RUSTFLAGS" {
-            cargo.env_remove(key);
-        }
-    }
-    let status = cargo.status().expect("cargo runs");
+    // The commands `wxhost new-plugin` prints, as they are.
+    let build: Vec<&str> = wxhost::scaffold::BUILD_COMMAND.split(' ').collect();
+    assert_eq!(build, ["cargo", "build-plugin"]);
+    let status = cargo_in(&crate_dir, &[build[1], "--quiet"])
+        .status()
+        .expect("cargo runs");
     assert!(status.success(), "the scaffolded plugin does not build");
 
-    let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm/wasm32-wasip2/release/hello_bot.wasm");
+    let test: Vec<&str> = wxhost::scaffold::TEST_COMMAND.split(' ').collect();
+    assert_eq!(test, ["cargo", "test"]);
+    let output = cargo_in(&crate_dir, &[test[1]])
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the scaffolded plugin's tests fail natively:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("answers_text_with_the_configured_prefix ... ok"),
+        "its unit test did not run:\n{stdout}"
+    );
+
+    assert_eq!(
+        wxhost::scaffold::wasm_output("hello-bot"),
+        "target/wasm32-wasip2/release/hello_bot.wasm"
+    );
+    let wasm = plugin_target_dir().join("wasm32-wasip2/release/hello_bot.wasm");
     let rt = runtime();
     let plugin = rt
         .load("hello-bot", &std::fs::read(&wasm).expect("built"))
