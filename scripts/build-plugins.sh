@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
-(cd plugins && cargo build --release --locked --quiet)
+(cd plugins && cargo build-plugin --locked --quiet)
 mkdir -p target/plugins
 for manifest in plugins/*/Cargo.toml; do
     name=$(basename "$(dirname "$manifest")")

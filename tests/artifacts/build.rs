@@ -72,8 +72,13 @@ fn main() {
 
 fn build(cargo: &str, workspace: &Path) {
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args(["build", "--release", "--locked"]);
+    cmd.current_dir(workspace).args([
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        "wasm32-wasip2",
+    ]);
     // The outer cargo's settings (rustflags, wrappers such as clippy-driver, profile and
     // package variables) must not leak into the wasm build.
     for (key, _) in std::env::vars() {
