@@ -34,6 +34,7 @@ const WORKSPACES: &[(&str, &[&str])] = &[
             "capability-probe",
             "instance-state",
             "field-reader",
+            "message-mirror",
         ],
     ),
 ];

@@ -5,6 +5,7 @@ mod examples;
 mod fields;
 mod folder;
 mod limits;
+mod message_mirror;
 mod scaffold;
 mod warm;
 
