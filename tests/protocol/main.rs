@@ -6,4 +6,5 @@ mod messages;
 mod properties;
 mod push;
 mod replies;
+mod sdk_replies;
 mod vectors;
