@@ -14,6 +14,18 @@
 //! the WeChat API ([`wechat`]) and outside services ([`http`]); [`reply_early`] answers WeChat
 //! at once while the plugin keeps working.
 //!
+//! # Messages and replies
+//!
+//! [`Message`] and [`Reply`] mirror the host's own model (a guest cannot depend on the host)
+//! and are checked against it by the host's tests: every message and event type reaches a
+//! plugin field for field as the host parsed it, both sides serialise to the same JSON (content
+//! tagged by `type`, events by `event`, replies by `type`, snake case), and
+//! [`Reply::validate`] applies the host's rules (text ≤ [`MAX_TEXT_BYTES`] bytes, 1 to
+//! [`MAX_ARTICLES`] articles, required media ids, no character XML cannot carry) and refuses
+//! exactly the replies the host would. [`Content`] and [`Event`] are `#[non_exhaustive]`: the
+//! host may model more types in a minor version, so a `match` on them needs a `_` arm.
+//! [`testing::TestHost::handle`] runs a plugin natively and checks its reply the same way.
+//!
 //! # Example
 //!
 //! ```

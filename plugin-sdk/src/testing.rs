@@ -394,9 +394,11 @@ mod tests {
         );
         assert_eq!(
             run("control").map_err(|e| e.to_string()),
-            Err("invalid reply: reply field `content` contains a character XML cannot carry \
+            Err(
+                "invalid reply: reply field `content` contains a character XML cannot carry \
                  (a control character)"
-                .into())
+                    .into()
+            )
         );
         assert!(run("no news").is_err());
         assert!(run("early control").is_err());
