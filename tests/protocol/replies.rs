@@ -156,6 +156,49 @@ fn required_media_ids_and_xml_characters_are_checked() {
 }
 
 #[test]
+fn validate_refuses_what_encode_cannot_write() {
+    // A plugin's reply is validated when it returns: a character XML cannot carry is the
+    // plugin's error then, not a reply that fails to encode at the end of the push.
+    let article = |url: &str| Article {
+        title: "t".into(),
+        description: String::new(),
+        pic_url: String::new(),
+        url: url.into(),
+    };
+    let cases = [
+        (Reply::text("bell\u{7}"), "content"),
+        (
+            Reply::News {
+                articles: vec![article("https://a"), article("https://b\u{1b}")],
+            },
+            "url",
+        ),
+        (
+            Reply::Video {
+                media_id: "m".into(),
+                title: "\u{fffe}".into(),
+                description: String::new(),
+            },
+            "title",
+        ),
+        (
+            Reply::TransferCustomerService {
+                kf_account: Some("kf\u{0}".into()),
+            },
+            "kf_account",
+        ),
+    ];
+    for (reply, field) in cases {
+        assert_eq!(
+            reply.validate(),
+            Err(Error::InvalidReplyChar(field)),
+            "{reply:?}"
+        );
+    }
+    assert_eq!(Reply::text("tab\tnewline\n").validate(), Ok(()));
+}
+
+#[test]
 fn replies_deserialize_from_json_strictly() {
     let reply: Reply =
         serde_json::from_str(r#"{"type":"text","content":"hi"}"#).expect("text reply json");

@@ -142,7 +142,52 @@ impl Reply {
             }
             _ => {}
         }
-        Ok(())
+        self.each_text(|field, text| {
+            if xml::is_xml_text(text) {
+                Ok(())
+            } else {
+                Err(Error::InvalidReplyChar(field))
+            }
+        })
+    }
+
+    /// Calls `f` with each text of the reply and its field name, stopping at the first error.
+    fn each_text(&self, mut f: impl FnMut(&'static str, &str) -> Result<()>) -> Result<()> {
+        match self {
+            Reply::Text { content } => f("content", content),
+            Reply::Image { media_id } | Reply::Voice { media_id } => f("media_id", media_id),
+            Reply::Video {
+                media_id,
+                title,
+                description,
+            } => {
+                f("media_id", media_id)?;
+                f("title", title)?;
+                f("description", description)
+            }
+            Reply::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            } => {
+                f("title", title)?;
+                f("description", description)?;
+                f("music_url", music_url)?;
+                f("hq_music_url", hq_music_url)?;
+                f("thumb_media_id", thumb_media_id)
+            }
+            Reply::News { articles } => articles.iter().try_for_each(|a| {
+                f("title", &a.title)?;
+                f("description", &a.description)?;
+                f("pic_url", &a.pic_url)?;
+                f("url", &a.url)
+            }),
+            Reply::TransferCustomerService { kf_account } => kf_account
+                .as_deref()
+                .map_or(Ok(()), |account| f("kf_account", account)),
+        }
     }
 
     /// Encodes the reply to `to_user` from the account `from_user`, `create_time` in seconds.
