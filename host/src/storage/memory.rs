@@ -1,15 +1,30 @@
-//! The in-memory [`KvStore`]: for tests and single-node setups that need no persistence.
+//! The in-memory [`KvStore`] and [`FactStore`]: for tests and single-node setups that need no
+//! persistence.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{Clock, Entry, Error, KvStore, Namespace, Result, system_clock};
+use super::{
+    Clock, Entry, Error, Fact, FactStore, KvStore, Namespace, Result, SyncFuture, new_secret,
+    system_clock,
+};
 
-/// A [`KvStore`] in a mutex-protected map. Data is lost on restart.
+/// A [`KvStore`] and [`FactStore`] in mutex-protected maps. Data is lost on restart; every
+/// write is as durable as it will ever be when it returns, so [`KvStore::sync`] is ready at
+/// once.
 pub struct MemoryKv {
     entries: Mutex<HashMap<Vec<u8>, Entry>>,
+    facts: Mutex<Facts>,
+    secret: [u8; 32],
     clock: Clock,
+}
+
+/// The facts (key → value, until) and the marks.
+#[derive(Default)]
+struct Facts {
+    facts: HashMap<[u8; 16], ([u8; 16], i64)>,
+    marks: HashMap<String, i64>,
 }
 
 impl std::fmt::Debug for MemoryKv {
@@ -29,6 +44,8 @@ impl MemoryKv {
     pub fn with_clock(clock: Clock) -> Self {
         MemoryKv {
             entries: Mutex::new(HashMap::new()),
+            facts: Mutex::default(),
+            secret: new_secret(),
             clock,
         }
     }
@@ -37,6 +54,12 @@ impl MemoryKv {
         self.entries
             .lock()
             .map_err(|_| Error::Backend("memory store lock poisoned".into()))
+    }
+
+    fn lock_facts(&self) -> Result<MutexGuard<'_, Facts>> {
+        self.facts
+            .lock()
+            .map_err(|_| Error::Backend("memory fact store lock poisoned".into()))
     }
 
     /// The live entry at `key`, dropping it if expired.
@@ -80,16 +103,64 @@ impl KvStore for MemoryKv {
         Ok(value)
     }
 
+    fn sync(&self) -> SyncFuture {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(())
     }
 
     fn purge_expired(&self) -> Result<usize> {
         let now = (self.clock)();
-        let mut map = self.lock()?;
-        let before = map.len();
-        map.retain(|_, e| e.is_live(now));
-        Ok(before - map.len())
+        let purged = {
+            let mut map = self.lock()?;
+            let before = map.len();
+            map.retain(|_, e| e.is_live(now));
+            before - map.len()
+        };
+        let now_secs = i64::try_from(now / 1000).unwrap_or(i64::MAX);
+        let mut facts = self.lock_facts()?;
+        let before = facts.facts.len();
+        facts.facts.retain(|_, (_, until)| *until > now_secs);
+        Ok(purged + before - facts.facts.len())
+    }
+}
+
+impl FactStore for MemoryKv {
+    fn put(&self, facts: &[Fact]) -> Result<()> {
+        let mut store = self.lock_facts()?;
+        for fact in facts {
+            store.facts.insert(fact.key, (fact.value, fact.until));
+        }
+        Ok(())
+    }
+
+    fn live(&self, now: i64) -> Result<Vec<Fact>> {
+        Ok(self
+            .lock_facts()?
+            .facts
+            .iter()
+            .filter(|(_, (_, until))| *until > now)
+            .map(|(key, (value, until))| Fact {
+                key: *key,
+                value: *value,
+                until: *until,
+            })
+            .collect())
+    }
+
+    fn secret(&self) -> Result<[u8; 32]> {
+        Ok(self.secret)
+    }
+
+    fn set_mark(&self, name: &str, value: i64) -> Result<()> {
+        self.lock_facts()?.marks.insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    fn mark(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self.lock_facts()?.marks.get(name).copied())
     }
 }
 
@@ -102,5 +173,32 @@ mod tests {
     fn memory_store_meets_the_contract() {
         let (clock, now) = contract::manual_clock();
         contract::run(&MemoryKv::with_clock(clock), &now);
+    }
+
+    #[test]
+    fn memory_facts_meet_the_contract() {
+        let (clock, now) = contract::manual_clock();
+        let store = MemoryKv::with_clock(clock);
+        contract::facts(&store, &store, &now);
+    }
+
+    #[tokio::test]
+    async fn memory_sync_is_ready_at_once() {
+        let store = MemoryKv::default();
+        store
+            .set(&Namespace::new("t", "p"), "k", b"v", None)
+            .expect("set");
+        let sync = store.sync();
+        assert_eq!(futures_ready(sync), Some(Ok(())));
+    }
+
+    /// The output of `future` if it is ready on its first poll.
+    fn futures_ready(mut future: SyncFuture) -> Option<Result<()>> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Plugin key-value data behind the [`KvStore`] trait: keys namespaced by tenant and plugin,
 //! optional TTLs, an embedded durable store ([`RedbKv`]) and an in-memory one ([`MemoryKv`]).
+//! Both also keep compact expiring [`Fact`]s ([`FactStore`]) for deduplication.
 //!
 //! Size caps and per-call quotas are the caller's job (the plugin host enforces them before a
 //! guest's request reaches a store); stores only keep data and expire it.
@@ -7,6 +8,8 @@
 mod memory;
 mod redb_store;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -87,6 +90,9 @@ pub fn system_clock() -> Clock {
     })
 }
 
+/// What [`KvStore::sync`] returns: resolves once the writes before it are durable.
+pub type SyncFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
+
 /// A key-value store for plugin data. Implementations are shared by every tenant and plugin;
 /// the [`Namespace`] keeps them apart.
 pub trait KvStore: Send + Sync + std::fmt::Debug + 'static {
@@ -98,10 +104,50 @@ pub trait KvStore: Send + Sync + std::fmt::Debug + 'static {
     fn delete(&self, ns: &Namespace, key: &str) -> Result<bool>;
     /// Adds `delta` to the decimal counter at `key` (absent counts as 0), keeping its TTL.
     fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64>;
-    /// Makes every write so far durable.
+    /// Resolves once every write accepted before the call (kv writes, and the facts and marks
+    /// of the same store) is durable; at once when none is pending. Concurrent callers share
+    /// one commit. An error means the writes are not durable yet: they are kept and retried,
+    /// not dropped.
+    fn sync(&self) -> SyncFuture;
+    /// Makes every write so far durable, blocking the calling thread (for shutdown and tests).
     fn flush(&self) -> Result<()>;
-    /// Drops expired entries; returns how many.
+    /// Drops expired entries (and expired facts); returns how many.
     fn purge_expired(&self) -> Result<usize>;
+}
+
+/// A compact fact: a 16-byte key, a 16-byte value, and when it may be forgotten (seconds since the Unix epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fact {
+    /// What the fact is about (e.g. a keyed hash of a dedup key).
+    pub key: [u8; 16],
+    /// What is known about it.
+    pub value: [u8; 16],
+    /// Seconds since the Unix epoch after which the fact may be forgotten: it is live while
+    /// `until > now`.
+    pub until: i64,
+}
+
+/// Compact facts that expire, kept with the plugin kv data and committed with it (so
+/// [`KvStore::sync`] on the same store covers them). A later `put` of the same key replaces
+/// the fact.
+pub trait FactStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Queues facts to be written with the next commit (never waits on the disk).
+    fn put(&self, facts: &[Fact]) -> Result<()>;
+    /// Every fact whose `until` is after `now` (read at start-up; may be millions).
+    fn live(&self, now: i64) -> Result<Vec<Fact>>;
+    /// A random 32-byte secret created with the database and kept in it (keys facts with a keyed hash that survives restarts).
+    fn secret(&self) -> Result<[u8; 32]>;
+    /// A small named i64 kept with the facts (e.g. the dedup horizon), written with the next commit.
+    fn set_mark(&self, name: &str, value: i64) -> Result<()>;
+    /// The mark last set under `name`.
+    fn mark(&self, name: &str) -> Result<Option<i64>>;
+}
+
+/// A fresh random secret for a new fact store.
+fn new_secret() -> [u8; 32] {
+    let mut secret = [0; 32];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut secret);
+    secret
 }
 
 /// A stored value: expiry (ms since the epoch, 0 = never) and the bytes.
@@ -265,5 +311,78 @@ pub(crate) mod contract {
         assert_eq!(store.purge_expired(), Ok(2));
         assert_eq!(store.get(&b, "stays"), Ok(Some(b"x".to_vec())));
         store.flush().expect("flush");
+    }
+
+    /// A fact keyed `n`, valued `v`, live until `until`.
+    pub fn fact(n: u8, v: u8, until: i64) -> Fact {
+        Fact {
+            key: [n; 16],
+            value: [v; 16],
+            until,
+        }
+    }
+
+    fn sorted(mut facts: Vec<Fact>) -> Vec<Fact> {
+        facts.sort_by_key(|f| f.key);
+        facts
+    }
+
+    /// The behaviour every [`FactStore`] must have; `kv` is the same store, whose
+    /// `purge_expired` forgets expired facts. The store's clock reads `now` (ms).
+    pub fn facts(store: &dyn FactStore, kv: &dyn KvStore, now: &AtomicU64) {
+        let secs =
+            |now: &AtomicU64| i64::try_from(now.load(Ordering::SeqCst) / 1000).expect("secs");
+        let t = secs(now);
+        assert_eq!(store.live(t), Ok(Vec::new()));
+        let secret = store.secret().expect("secret");
+        assert_ne!(secret, [0; 32], "the secret is random");
+        assert_eq!(store.secret(), Ok(secret), "and stays the same");
+
+        store
+            .put(&[fact(1, 1, t + 10), fact(2, 2, t + 20), fact(3, 3, t)])
+            .expect("put");
+        assert_eq!(
+            sorted(store.live(t).expect("live")),
+            [fact(1, 1, t + 10), fact(2, 2, t + 20)],
+            "live means until > now"
+        );
+        assert_eq!(store.live(t + 10).expect("live"), [fact(2, 2, t + 20)]);
+        assert_eq!(store.live(t - 1).expect("live").len(), 3);
+
+        // A later put of the same key replaces the fact, whether it moves its end or not.
+        store
+            .put(&[fact(1, 9, t + 30), fact(2, 8, t + 20)])
+            .expect("put again");
+        assert_eq!(
+            sorted(store.live(t).expect("live")),
+            [fact(1, 9, t + 30), fact(2, 8, t + 20)]
+        );
+        assert_eq!(store.live(t + 25).expect("live"), [fact(1, 9, t + 30)]);
+        store.put(&[fact(1, 7, t + 5)]).expect("put an earlier end");
+        assert_eq!(store.live(t + 25), Ok(Vec::new()));
+        store.put(&[]).expect("an empty put");
+
+        // Forgetting: expired facts go, live ones stay.
+        now.fetch_add(10_000, Ordering::SeqCst);
+        let purged = kv.purge_expired().expect("purge");
+        assert_eq!(
+            purged, 2,
+            "facts 1 (until t+5) and 3 (until t) are forgotten"
+        );
+        assert_eq!(
+            store.live(secs(now) - 100).expect("live"),
+            [fact(2, 8, t + 20)]
+        );
+        assert_eq!(kv.purge_expired(), Ok(0));
+
+        // Marks.
+        assert_eq!(store.mark("horizon"), Ok(None));
+        store.set_mark("horizon", -5).expect("set mark");
+        store.set_mark("other", i64::MAX).expect("set mark");
+        assert_eq!(store.mark("horizon"), Ok(Some(-5)));
+        store.set_mark("horizon", 42).expect("set mark again");
+        assert_eq!(store.mark("horizon"), Ok(Some(42)));
+        assert_eq!(store.mark("other"), Ok(Some(i64::MAX)));
+        assert_eq!(store.mark(""), Ok(None));
     }
 }
