@@ -86,14 +86,26 @@ fn safe_mode_refuses_plaintext_even_with_aes_query_parameters() {
 }
 
 #[test]
-fn compatible_mode_accepts_plaintext_pushes_too() {
-    let (query, body) = account(Mode::Plain)
+fn compatible_mode_refuses_pushes_without_encrypt() {
+    // WeChat's compatible-mode pushes carry the plaintext fields and `Encrypt`; one stripped of
+    // `Encrypt` would otherwise pass with no `msg_signature` check at all.
+    let (query, body) = account(Mode::Compatible)
         .simulate_push(&text_message("x"), &params())
         .expect("push");
-    let inbound = account(Mode::Compatible)
-        .open(&query, body.as_bytes(), NOW)
-        .expect("opens");
-    assert!(!inbound.encrypted);
+    let start = body.find("<Encrypt>").expect("compatible pushes carry Encrypt");
+    let end = body.find("</Encrypt>").expect("closed") + "</Encrypt>".len();
+    let stripped = format!("{}{}", &body[..start], &body[end..]);
+    assert_eq!(
+        account(Mode::Compatible).open(&query, stripped.as_bytes(), NOW),
+        Err(Error::PlaintextRefused)
+    );
+    let (plain_query, plain_body) = account(Mode::Plain)
+        .simulate_push(&text_message("x"), &params())
+        .expect("push");
+    assert_eq!(
+        account(Mode::Compatible).open(&plain_query, plain_body.as_bytes(), NOW),
+        Err(Error::PlaintextRefused)
+    );
 }
 
 #[test]

@@ -31,8 +31,11 @@ pub enum Error {
         /// The configured window.
         window_secs: u64,
     },
-    /// The account is configured for safe mode but the push is not encrypted.
-    #[error("plaintext push refused: this account is in safe mode")]
+    /// The account is in compatible or safe mode (WeChat encrypts every push) but the push
+    /// carries no `Encrypt`.
+    #[error(
+        "plaintext push refused: this account's pushes are encrypted (compatible or safe mode)"
+    )]
     PlaintextRefused,
     /// An encrypted mode needs an EncodingAESKey and none is configured.
     #[error("the account has no EncodingAESKey")]

@@ -194,6 +194,11 @@ impl Account {
         &self.appid
     }
 
+    /// The replay window.
+    pub fn timestamp_window(&self) -> TimestampWindow {
+        self.window
+    }
+
     /// The configured mode.
     pub fn mode(&self) -> Mode {
         self.mode
@@ -208,8 +213,10 @@ impl Account {
             .ok_or(Error::MissingParameter("echostr"))
     }
 
-    /// Opens a push (POST): checks the signature and the replay window, decrypts when the body
-    /// is encrypted (required in safe mode), checks the recipient, and parses the message.
+    /// Opens a push (POST): checks the signature and the replay window, decrypts the body
+    /// (required in compatible and safe mode, whose pushes WeChat always encrypts: a push
+    /// without `Encrypt` there could be a captured one stripped of its ciphertext to skip
+    /// `msg_signature`), checks the recipient, and parses the message.
     pub fn open(&self, query: &CallbackQuery, body: &[u8], now: i64) -> Result<Inbound> {
         if body.len() > xml::MAX_DOCUMENT_BYTES {
             return Err(Error::BodyTooLarge {
@@ -245,7 +252,7 @@ impl Account {
             (Some(_), None) if outer.child("MsgType").is_none() => {
                 return Err(Error::CiphertextRefused);
             }
-            (None, _) if self.mode == Mode::Safe => return Err(Error::PlaintextRefused),
+            (None, _) if self.mode != Mode::Plain => return Err(Error::PlaintextRefused),
             _ => Inbound {
                 message: Arc::new(Message::from_fields(outer)?),
                 encrypted: false,

@@ -28,6 +28,18 @@ impl TimestampWindow {
         self.secs
     }
 
+    /// For how many more seconds after `now` the window accepts a push stamped `timestamp`
+    /// (0 when the window is disabled, or the timestamp is not a number).
+    pub fn remaining_secs(self, timestamp: &str, now: i64) -> u64 {
+        match timestamp.parse::<i64>() {
+            Ok(sent) if self.secs > 0 => {
+                u64::try_from(sent.saturating_add_unsigned(self.secs).saturating_sub(now))
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
     /// Checks the push's `timestamp` parameter against `now` (seconds since the Unix epoch).
     pub fn check(self, timestamp: &str, now: i64) -> Result<()> {
         if self.secs == 0 {
