@@ -17,6 +17,7 @@ const WORKSPACES: &[(&str, &[&str])] = &[
             "welcome",
             "guess-number",
             "stock-quote",
+            "visit-counter",
         ],
     ),
     (
