@@ -17,8 +17,9 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::clock::unix_now;
-use crate::dedup::{self, Answer, Begin, DedupStore};
-use crate::plugin::{EarlyReply, Outcome, Registry};
+use crate::dedup::{self, Answer, Begin, Binding, DedupStore, Pending, SignatureLog, WindowFloor};
+use crate::plugin::{Outcome, PushScope, Registry};
+use crate::storage::KvStore;
 use crate::telemetry::{Metrics, PushOutcome};
 use crate::tenant::{Tenant, TenantsHandle};
 use crate::wechat::{self, CallbackQuery, Message, Reply, push::no_reply};
@@ -33,6 +34,17 @@ pub enum PushError {
     /// The request failed verification, decryption or parsing.
     #[error(transparent)]
     Rejected(#[from] wechat::Error),
+    /// The push's signed query was accepted before with another body: a captured signature
+    /// carrying a forged body.
+    #[error("signature already used with another body")]
+    SignatureReused,
+    /// The push is stamped before the floor a widened replay window left.
+    #[error("timestamp is older than what the replay window covered before it widened")]
+    BeforeFloor,
+    /// The push ran, but its kv writes could not be made durable: it is not acknowledged (a
+    /// retry gets its answer once they are).
+    #[error("storage unavailable: the push's writes are not durable yet")]
+    StorageUnavailable,
 }
 
 impl PushError {
@@ -42,6 +54,9 @@ impl PushError {
         use wechat::Error as E;
         let (status, outcome) = match self {
             PushError::UnknownTenant => (StatusCode::NOT_FOUND, "unknown_tenant"),
+            PushError::StorageUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "storage_failed"),
+            PushError::SignatureReused => (StatusCode::UNAUTHORIZED, "signature_reused"),
+            PushError::BeforeFloor => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             PushError::Rejected(e) if !e.is_bad_request() => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "host_error")
             }
@@ -65,8 +80,10 @@ impl PushError {
     /// The official error code (0 for an unknown tenant).
     pub fn code(&self) -> i32 {
         match self {
-            PushError::UnknownTenant => 0,
             PushError::Rejected(e) => e.code(),
+            // Refused as WeChat's sample refuses a bad signature or a stale timestamp.
+            PushError::SignatureReused | PushError::BeforeFloor => -40001,
+            PushError::UnknownTenant | PushError::StorageUnavailable => 0,
         }
     }
 }
@@ -103,17 +120,23 @@ pub struct Dispatcher {
     pub tenants: Arc<TenantsHandle>,
     /// The loaded plugins.
     pub registry: Arc<Registry>,
-    /// Retry deduplication.
+    /// Retry and replay deduplication.
     pub dedup: Arc<dyn DedupStore>,
+    /// Signed queries bound to their bodies.
+    pub signatures: Arc<dyn SignatureLog>,
+    /// The oldest timestamp accepted after the window widened.
+    pub floor: Arc<WindowFloor>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Late reply delivery.
     pub late: Arc<dyn LateReplies>,
+    /// Plugin kv: a push that wrote it is answered once the writes are durable.
+    pub kv: Arc<dyn KvStore>,
     /// Time the chain has for a passive reply.
     pub passive_budget: Duration,
     /// Time a chain may go on for a late reply.
     pub async_budget: Duration,
-    /// Chains still running past the passive budget (waited for at shutdown).
+    /// Pushes whose chain outlives its first poll (waited for at shutdown).
     pub tasks: TaskTracker,
 }
 
@@ -153,7 +176,9 @@ impl Dispatcher {
             .get(tenant_id)
             .ok_or(PushError::UnknownTenant)?;
         let query = CallbackQuery::parse(query)?;
-        let inbound = tenant.account.open(&query, body, unix_now())?;
+        let now = unix_now();
+        let inbound = tenant.account.open(&query, body, now)?;
+        let window_left = self.admit(&tenant, &query, body, now)?;
         // The push's span starts once its message is known, with every field but the plugin
         // set at once: each later `record` costs a formatting pass in the log layer.
         let span = tracing::info_span!(
@@ -163,10 +188,37 @@ impl Dispatcher {
             msg_type = inbound.message.msg_type(),
             plugin = tracing::field::Empty,
         );
-        Ok(self
-            .respond(&tenant, &inbound, started)
+        self.respond(&tenant, &inbound, started, window_left)
             .instrument(span)
-            .await)
+            .await
+    }
+
+    /// Binds an opened push's signed query to its body for as long as the window accepts it:
+    /// the same query with another body is refused, as is a push stamped before the floor a
+    /// widened window left. Returns how long the window still accepts the push.
+    fn admit(
+        &self,
+        tenant: &Tenant,
+        query: &CallbackQuery,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Duration, PushError> {
+        let timestamp = query.timestamp.as_deref().unwrap_or_default();
+        let window = tenant.account.timestamp_window();
+        if window.secs() > 0 && !self.floor.admits(timestamp.parse().unwrap_or(i64::MIN)) {
+            return Err(PushError::BeforeFloor);
+        }
+        let window_left = Duration::from_secs(window.remaining_secs(timestamp, now));
+        let signed = format!(
+            "{}\u{0}{}\u{0}{timestamp}\u{0}{}",
+            tenant.id,
+            query.signature.as_deref().unwrap_or_default(),
+            query.nonce.as_deref().unwrap_or_default(),
+        );
+        match self.signatures.bind(&signed, body, window_left) {
+            Binding::New | Binding::Same => Ok(window_left),
+            Binding::Conflict => Err(PushError::SignatureReused),
+        }
     }
 
     /// Answers an opened push: dedup, the chain under the passive budget, and the encoded
@@ -176,19 +228,20 @@ impl Dispatcher {
         tenant: &Arc<Tenant>,
         inbound: &wechat::push::Inbound,
         started: Instant,
-    ) -> PushAnswer {
+        window_left: Duration,
+    ) -> Result<PushAnswer, PushError> {
         let msg = &inbound.message;
         let (answer, outcome) = match dedup::key(&tenant.id, msg) {
-            None => self.answer(tenant, msg, started).await,
-            Some(key) => match self.dedup.begin(&key) {
-                Begin::New(pending) => {
-                    let (answer, outcome) = self.answer(tenant, msg, started).await;
-                    pending.finish(&answer);
-                    (answer, outcome)
-                }
+            None => self.answer(tenant, msg, started, None).await?,
+            Some(key) => match self.dedup.begin(&key, window_left) {
+                Begin::New(pending) => self.answer(tenant, msg, started, Some(pending)).await?,
                 Begin::Done(answer) => {
                     self.metrics.dedup_hit(&tenant.id, "done");
                     (answer, PushOutcome::RetryReplayed)
+                }
+                Begin::Seen => {
+                    self.metrics.dedup_hit(&tenant.id, "seen");
+                    (None, PushOutcome::ReplayIgnored)
                 }
                 Begin::InFlight(receiver) => {
                     self.metrics.dedup_hit(&tenant.id, "in_flight");
@@ -208,150 +261,243 @@ impl Dispatcher {
             elapsed_us = started.elapsed().as_micros() as u64,
             "push answered"
         );
-
         match tenant
             .account
             .answer(inbound, answer.as_ref(), unix_now(), &mut rand::rng())
         {
-            Ok(body) => PushAnswer {
+            Ok(body) => Ok(PushAnswer {
                 is_xml: answer.is_some(),
                 body,
-            },
+            }),
             Err(e) => {
                 tracing::error!("cannot encode the reply: {e}; answering without one");
-                PushAnswer {
+                Ok(PushAnswer {
                     is_xml: false,
                     body: no_reply(inbound.encrypted).to_owned(),
-                }
+                })
             }
         }
     }
 
-    /// Runs the chain under the passive budget; returns the answer and the outcome label.
+    /// Runs the chain under the passive budget and decides the answer, which `pending` (the
+    /// push's dedup entry, when it has one) records for retries.
     ///
     /// The chain is polled once in place first: most chains finish there (a plugin that does
     /// not wait on I/O runs to its end in one poll), and then no task and no timer are needed.
-    /// Only a chain that has to wait becomes a task of its own, raced against the budget, so
-    /// that it can go on after the answer has been sent.
+    /// A chain that has to wait, or whose kv writes must be made durable before it is
+    /// answered, is driven by a task of its own, tracked for shutdown: whatever the request
+    /// does (a client may close its connection at any time), the chain runs to its end within
+    /// the async budget, its answer is recorded for every retry, and a late reply is delivered.
     async fn answer(
         &self,
         tenant: &Arc<Tenant>,
         msg: &Arc<Message>,
         started: Instant,
-    ) -> (Answer, PushOutcome) {
-        let (early, mut early_answer) = EarlyReply::channel();
+        pending: Option<Pending>,
+    ) -> Result<(Answer, PushOutcome), PushError> {
+        let (scope, early_answer) = PushScope::new();
         // Polled here, the chain runs in the push's span already; it takes the span along
-        // only when it becomes a task of its own.
-        let mut chain: Pin<Box<dyn Future<Output = ChainResult> + Send>> = Box::pin(run_chain(
+        // only when it moves to a task of its own.
+        let mut chain: Chain = Box::pin(contained(run_chain(
             Arc::clone(&self.registry),
             Arc::clone(tenant),
             Arc::clone(msg),
-            early,
-        ));
-        // A panic in the chain is contained as it is in a task of its own: the push is answered
-        // without a reply.
-        let first_poll = std::future::poll_fn(|cx| {
-            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
-                chain.as_mut().poll(cx)
-            })))
-        })
-        .await;
-        match first_poll {
-            Ok(Poll::Ready(result)) => {
-                return self.finished(tenant, msg, result, &mut early_answer, started);
-            }
-            Ok(Poll::Pending) => {}
-            Err(_) => {
-                tracing::error!("plugin chain failed: it panicked");
-                return (None, PushOutcome::ChainFailed);
-            }
-        }
-        let mut chain = tokio::spawn(chain.in_current_span());
-        let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
-        tokio::select! {
-            biased;
-            finished = &mut chain => match finished {
-                Ok(result) => self.finished(tenant, msg, result, &mut early_answer, started),
-                Err(join) => {
-                    tracing::error!("plugin chain failed: {join}");
-                    (None, PushOutcome::ChainFailed)
+            scope.clone(),
+        )));
+        let first_poll = std::future::poll_fn(|cx| Poll::Ready(chain.as_mut().poll(cx))).await;
+        if let Poll::Ready(result) = first_poll {
+            if !scope.wrote_kv() && early_answer.is_empty() {
+                let decided = decide(result);
+                if let Some(pending) = pending {
+                    pending.finish(&decided.answer);
                 }
-            },
-            Ok(reply) = &mut early_answer => {
-                self.continue_late(Arc::clone(tenant), msg.from_user.clone(), chain, started);
-                (Some(reply), PushOutcome::EarlyReply)
+                return Ok((decided.answer, decided.outcome));
             }
-            () = tokio::time::sleep_until(deadline) => {
-                tracing::warn!(
-                    budget_ms = self.passive_budget.as_millis() as u64,
-                    "passive budget exhausted; answering without a reply"
-                );
-                self.continue_late(Arc::clone(tenant), msg.from_user.clone(), chain, started);
-                (None, PushOutcome::BudgetExhausted)
-            }
+            chain = Box::pin(std::future::ready(result));
         }
-    }
-
-    /// The answer of a chain that finished within the passive budget.
-    fn finished(
-        &self,
-        tenant: &Arc<Tenant>,
-        msg: &Message,
-        result: ChainResult,
-        early_answer: &mut oneshot::Receiver<Reply>,
-        started: Instant,
-    ) -> (Answer, PushOutcome) {
-        // A plugin answered early, then returned: the early reply is the passive one and what
-        // it returned goes late.
-        if let Ok(reply) = early_answer.try_recv() {
-            let finished = tokio::spawn(std::future::ready(result));
-            self.continue_late(Arc::clone(tenant), msg.from_user.clone(), finished, started);
-            return (Some(reply), PushOutcome::EarlyReply);
-        }
-        match result {
-            ChainResult::Reply { reply, plugin } => {
-                tracing::Span::current().record("plugin", plugin.as_str());
-                (Some(reply), PushOutcome::Reply)
-            }
-            ChainResult::Handled => (None, PushOutcome::Handled),
-            ChainResult::Unanswered => (None, PushOutcome::Unanswered),
-        }
-    }
-
-    /// Lets a chain that missed the passive budget (or answered early) finish within the async
-    /// budget; a reply it then returns goes to late delivery, within the same budget.
-    fn continue_late(
-        &self,
-        tenant: Arc<Tenant>,
-        to_user: String,
-        mut chain: tokio::task::JoinHandle<ChainResult>,
-        started: Instant,
-    ) {
-        let late = Arc::clone(&self.late);
-        let metrics = Arc::clone(&self.metrics);
-        let deadline = tokio::time::Instant::from_std(started + self.async_budget);
+        let (answered, answer) = oneshot::channel();
+        let driver = Driver {
+            tenant: Arc::clone(tenant),
+            to_user: msg.from_user.clone(),
+            kv: Arc::clone(&self.kv),
+            late: Arc::clone(&self.late),
+            metrics: Arc::clone(&self.metrics),
+            passive_deadline: started + self.passive_budget,
+            async_deadline: started + self.async_budget,
+        };
         self.tasks.spawn(
-            async move {
-                match tokio::time::timeout_at(deadline, &mut chain).await {
-                    Ok(Ok(ChainResult::Reply { reply, plugin })) => {
-                        let delivery = late.deliver(&tenant.api, &to_user, &plugin, reply);
-                        if tokio::time::timeout_at(deadline, delivery).await.is_err() {
-                            tracing::warn!("late reply still sending at the async budget; dropped");
-                            metrics.late_reply(&tenant.id, "dropped");
-                        }
-                    }
-                    Ok(Ok(ChainResult::Handled | ChainResult::Unanswered)) | Ok(Err(_)) => {}
-                    Err(_) => {
-                        chain.abort();
-                        tracing::warn!("plugin chain still running at the async budget; dropped");
-                        metrics.late_reply(&tenant.id, "dropped");
-                    }
-                }
-            }
-            .in_current_span(),
+            driver
+                .drive(chain, scope, early_answer, pending, answered)
+                .in_current_span(),
         );
+        // Dropping this wait (the client went away) leaves the driver to finish the push.
+        answer.await.unwrap_or(Ok((None, PushOutcome::ChainFailed)))
     }
 }
+
+/// A plugin chain as the pipeline runs it: `None` when it panicked.
+type Chain = Pin<Box<dyn Future<Output = Option<ChainResult>> + Send>>;
+
+/// `chain` with a panic contained as a task would contain it: `None` (logged) instead of
+/// unwinding into the request.
+fn contained(
+    chain: impl Future<Output = ChainResult> + Send + 'static,
+) -> impl Future<Output = Option<ChainResult>> + Send {
+    let mut chain = Box::pin(chain);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| chain.as_mut().poll(cx))) {
+            Ok(Poll::Ready(result)) => Poll::Ready(Some(result)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => {
+                tracing::error!("plugin chain failed: it panicked");
+                Poll::Ready(None)
+            }
+        }
+    })
+}
+
+/// The answer decided for a push, and what of its chain is left for late delivery.
+struct Decided {
+    answer: Answer,
+    outcome: PushOutcome,
+}
+
+/// The answer of a chain that ended within the passive budget without an early reply.
+fn decide(result: Option<ChainResult>) -> Decided {
+    let (answer, outcome) = match result {
+        Some(ChainResult::Reply { reply, plugin }) => {
+            tracing::Span::current().record("plugin", plugin.as_str());
+            (Some(reply), PushOutcome::Reply)
+        }
+        Some(ChainResult::Handled) => (None, PushOutcome::Handled),
+        Some(ChainResult::Unanswered) => (None, PushOutcome::Unanswered),
+        None => (None, PushOutcome::ChainFailed),
+    };
+    Decided { answer, outcome }
+}
+
+/// What a push's own task needs to finish it without its request.
+struct Driver {
+    tenant: Arc<Tenant>,
+    to_user: String,
+    kv: Arc<dyn KvStore>,
+    late: Arc<dyn LateReplies>,
+    metrics: Arc<Metrics>,
+    passive_deadline: Instant,
+    async_deadline: Instant,
+}
+
+/// What is left of a chain once its push is answered.
+enum Rest {
+    /// Nothing: its result was the answer.
+    Nothing,
+    /// It returned after an early reply: what it returned goes late.
+    Returned(Option<ChainResult>),
+    /// It is still running (past the budget, or after an early reply).
+    Running(Chain),
+}
+
+impl Driver {
+    /// Decides the answer (the chain's result, an early reply, or none at the passive budget),
+    /// makes the push's kv writes durable, records the answer in `pending` and hands it to
+    /// `answered`; then lets the rest of the chain finish within the async budget and delivers
+    /// what it returns late.
+    async fn drive(
+        self,
+        mut chain: Chain,
+        scope: PushScope,
+        mut early_answer: oneshot::Receiver<Reply>,
+        mut pending: Option<Pending>,
+        answered: oneshot::Sender<Result<(Answer, PushOutcome), PushError>>,
+    ) {
+        let passive_deadline = tokio::time::Instant::from_std(self.passive_deadline);
+        let (decided, rest) = tokio::select! {
+            biased;
+            result = &mut chain => match early_answer.try_recv() {
+                // A plugin answered early, then returned: the early reply is the passive
+                // one and what it returned goes late.
+                Ok(reply) => (
+                    Decided { answer: Some(reply), outcome: PushOutcome::EarlyReply },
+                    Rest::Returned(result),
+                ),
+                Err(_) => (decide(result), Rest::Nothing),
+            },
+            Ok(reply) = &mut early_answer => (
+                Decided { answer: Some(reply), outcome: PushOutcome::EarlyReply },
+                Rest::Running(chain),
+            ),
+            () = tokio::time::sleep_until(passive_deadline) => {
+                tracing::warn!("passive budget exhausted; answering without a reply");
+                (
+                    Decided { answer: None, outcome: PushOutcome::BudgetExhausted },
+                    Rest::Running(chain),
+                )
+            }
+        };
+        let mut durable = Ok(());
+        if scope.wrote_kv() {
+            // The fact that the push was answered goes with its writes, in the same commit.
+            if let Some(pending) = &mut pending {
+                pending.persist();
+            }
+            // What the chain wrote so far is durable before its answer leaves (writes after
+            // it, by a chain still running, are made durable by the store's own commits).
+            let sync = self.kv.sync();
+            let deadline = passive_deadline.max(tokio::time::Instant::now() + SYNC_GRACE);
+            match tokio::time::timeout_at(deadline, sync).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(
+                        "plugin kv writes could not be made durable: {e}; answering 503"
+                    );
+                    durable = Err(PushError::StorageUnavailable);
+                }
+                Err(_) => {
+                    tracing::error!(
+                        "plugin kv writes not durable within the budget; answering 503"
+                    );
+                    durable = Err(PushError::StorageUnavailable);
+                }
+            }
+        }
+        if let Some(pending) = pending {
+            pending.finish(&decided.answer);
+        }
+        // The request may be gone; the push is answered for its retries all the same.
+        let _ = answered.send(durable.map(|()| (decided.answer, decided.outcome)));
+        self.finish_late(rest).await;
+    }
+
+    /// Lets what is left of the chain finish within the async budget and sends a reply it
+    /// returns late, within the same budget.
+    async fn finish_late(self, rest: Rest) {
+        let deadline = tokio::time::Instant::from_std(self.async_deadline);
+        let result = match rest {
+            Rest::Nothing => return,
+            Rest::Returned(result) => result,
+            Rest::Running(chain) => match tokio::time::timeout_at(deadline, chain).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("plugin chain still running at the async budget; dropped");
+                    self.metrics.late_reply(&self.tenant.id, "dropped");
+                    return;
+                }
+            },
+        };
+        if let Some(ChainResult::Reply { reply, plugin }) = result {
+            let delivery = self
+                .late
+                .deliver(&self.tenant.api, &self.to_user, &plugin, reply);
+            if tokio::time::timeout_at(deadline, delivery).await.is_err() {
+                tracing::warn!("late reply still sending at the async budget; dropped");
+                self.metrics.late_reply(&self.tenant.id, "dropped");
+            }
+        }
+    }
+}
+
+/// How long kv writes may take to become durable when the chain ends at (or past) its budget.
+const SYNC_GRACE: Duration = Duration::from_millis(300);
 
 /// Runs the plugins in tenant order, skipping those whose rules do not fit; the first reply or
 /// `handled` wins; a failing plugin is logged and the chain goes on.
@@ -359,7 +505,7 @@ async fn run_chain(
     registry: Arc<Registry>,
     tenant: Arc<Tenant>,
     msg: Arc<Message>,
-    early: EarlyReply,
+    scope: PushScope,
 ) -> ChainResult {
     for entry in &tenant.chain {
         if !entry.matches(&msg) {
@@ -371,13 +517,7 @@ async fn run_chain(
         };
         let report = registry
             .runtime()
-            .call_with(
-                &plugin,
-                &entry.context,
-                Some(&entry.warm),
-                &msg,
-                early.clone(),
-            )
+            .call_with(&plugin, &entry.context, Some(&entry.warm), &msg, &scope)
             .await;
         let error = report.result.as_ref().err().map(|e| e.kind());
         entry.metrics.call(report.elapsed, report.fuel_used, error);

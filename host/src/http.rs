@@ -123,7 +123,7 @@ fn query_string(uri: &Uri) -> &str {
 fn metric_tenant<'a>(e: &PushError, tenant: &'a str) -> &'a str {
     match e {
         PushError::UnknownTenant => "unknown",
-        PushError::Rejected(_) => tenant,
+        _ => tenant,
     }
 }
 

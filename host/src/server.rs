@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::dedup::MemoryDedup;
+use crate::dedup::{MemoryDedup, MemorySignatureLog, WindowFloor};
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, router};
 use crate::plugin::{Registry, Runtime};
-use crate::storage::{KvStore, RedbKv};
+use crate::storage::{FactStore, KvStore, RedbKv};
 use crate::telemetry::Metrics;
 use crate::tenant::{Services, Tenants, TenantsHandle};
 use crate::wechat_api::{ApiClient, ApiLateReplies};
@@ -52,9 +52,23 @@ impl App {
         for dir in [&config.data_dir, &config.cache_dir, &config.plugins_dir] {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let kv: Arc<dyn KvStore> = Arc::new(
+        let store = Arc::new(
             RedbKv::open(&config.data_dir.join("kv.redb")).context("opening plugin storage")?,
         );
+        let kv: Arc<dyn KvStore> = Arc::clone(&store) as Arc<dyn KvStore>;
+        let facts: Arc<dyn FactStore> = store;
+        let ttl = Duration::from_secs(config.dedup_ttl_secs);
+        let dedup =
+            MemoryDedup::persistent(ttl, Arc::clone(&facts)).context("loading dedup facts")?;
+        let signatures = MemorySignatureLog::persistent(Arc::clone(&facts))
+            .context("loading signature bindings")?;
+        let floor = WindowFloor::new(config.timestamp_skew_secs, ttl, Some(facts))
+            .context("reading the replay floor")?;
+        if config.timestamp_skew_secs == 0 {
+            tracing::warn!(
+                "timestamp_skew_secs = 0 turns the replay window off: a captured push replayed after dedup_ttl_secs runs again"
+            );
+        }
         let runtime = Arc::new(Runtime::new(
             config.runtime.clone(),
             Some(config.cache_dir.clone()),
@@ -80,8 +94,11 @@ impl App {
         let dispatcher = Arc::new(Dispatcher {
             tenants: Arc::clone(&tenants),
             registry: Arc::clone(&registry),
-            dedup: Arc::new(MemoryDedup::new(Duration::from_secs(config.dedup_ttl_secs))),
+            dedup: Arc::new(dedup),
+            signatures: Arc::new(signatures),
+            floor: Arc::new(floor),
             metrics: Arc::clone(&metrics),
+            kv: Arc::clone(&kv),
             late: Arc::new(ApiLateReplies {
                 metrics: Arc::clone(&metrics),
             }),
@@ -144,13 +161,11 @@ pub async fn run(
         Arc::clone(&app.tenants),
         app.services.clone(),
         Arc::clone(&app.registry),
+        Arc::clone(&app.state.dispatcher.floor),
         stop.clone(),
     ));
     background.spawn(flush_storage(Arc::clone(&app.kv), stop.clone()));
-    background.spawn(purge_dedup(
-        Arc::clone(&app.state.dispatcher.dedup),
-        stop.clone(),
-    ));
+    background.spawn(purge_dedup(Arc::clone(&app.state.dispatcher), stop.clone()));
 
     axum::serve(listener, router(app.state.clone()))
         .with_graceful_shutdown(shutdown)
@@ -216,6 +231,7 @@ async fn watch_config(
     tenants: Arc<TenantsHandle>,
     services: Services,
     registry: Arc<Registry>,
+    floor: Arc<WindowFloor>,
     stop: CancellationToken,
 ) {
     let mut last = stamp(&path);
@@ -240,6 +256,7 @@ async fn watch_config(
         match Tenants::from_config(&config, &services) {
             Ok(new) => {
                 tracing::info!(tenants = ?new.ids(), "config reloaded");
+                floor.set_window(config.timestamp_skew_secs);
                 tenants.store(new);
                 warn_missing_plugins(&config, &registry);
             }
@@ -305,12 +322,16 @@ async fn flush_storage(kv: Arc<dyn KvStore>, stop: CancellationToken) {
     }
 }
 
-/// Forgets answered messages past their TTL every ten seconds.
-async fn purge_dedup(dedup: Arc<dyn crate::dedup::DedupStore>, stop: CancellationToken) {
+/// Forgets answers past their TTL, and facts and signature bindings past their windows, every
+/// ten seconds.
+async fn purge_dedup(dispatcher: Arc<Dispatcher>, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(Duration::from_secs(10));
     loop {
         tokio::select! {
-            _ = ticker.tick() => { dedup.purge(); }
+            _ = ticker.tick() => {
+                dispatcher.dedup.purge();
+                dispatcher.signatures.purge();
+            }
             () = stop.cancelled() => return,
         }
     }

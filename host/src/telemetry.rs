@@ -201,11 +201,14 @@ pub enum PushOutcome {
     RetryWaited,
     /// A retry waited, and the first attempt did not answer within the budget.
     RetryTimedOut,
+    /// A replay of a push answered before (past the retry TTL, inside its window): answered
+    /// without a reply, nothing run.
+    ReplayIgnored,
 }
 
 impl PushOutcome {
     /// Every outcome, in declaration order (the index of each is its discriminant).
-    const ALL: [PushOutcome; 9] = [
+    const ALL: [PushOutcome; 10] = [
         PushOutcome::Reply,
         PushOutcome::Handled,
         PushOutcome::Unanswered,
@@ -215,6 +218,7 @@ impl PushOutcome {
         PushOutcome::RetryReplayed,
         PushOutcome::RetryWaited,
         PushOutcome::RetryTimedOut,
+        PushOutcome::ReplayIgnored,
     ];
 
     /// The label value.
@@ -229,6 +233,7 @@ impl PushOutcome {
             PushOutcome::RetryReplayed => "retry_replayed",
             PushOutcome::RetryWaited => "retry_waited",
             PushOutcome::RetryTimedOut => "retry_timed_out",
+            PushOutcome::ReplayIgnored => "replay_ignored",
         }
     }
 }

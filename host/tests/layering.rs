@@ -9,7 +9,8 @@ use std::path::Path;
 const CRATE_LAYERS: &[&[&str]] = &[
     &["clock", "secret"],
     &["wechat"],
-    &["storage", "telemetry", "dedup", "http_client"],
+    &["storage", "telemetry", "http_client"],
+    &["dedup"],
     &["wechat_api"],
     &["plugin"],
     &["config"],

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wxhost::plugin::{
-    CallContext, EarlyReply, Limits, Outcome, Runtime, RuntimeLimits, WarmInstances,
+    CallContext, PushScope, Limits, Outcome, Runtime, RuntimeLimits, WarmInstances,
 };
 use wxhost::storage::MemoryKv;
 use wxhost::wechat::{Content, Message, Reply};
@@ -65,7 +65,7 @@ fn per_message(c: &mut Criterion) {
                     &ctx,
                     Some(&warm),
                     black_box(&msg),
-                    EarlyReply::default(),
+                    &PushScope::default(),
                 )
                 .await;
             assert!(report.result.is_ok());

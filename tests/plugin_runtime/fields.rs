@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wxhost::plugin::{EarlyReply, WarmInstances};
+use wxhost::plugin::{PushScope, WarmInstances};
 
 use super::{default_context, event, load, reply_text, runtime, text};
 
@@ -50,7 +50,7 @@ async fn a_warm_instance_reads_the_fields_of_the_message_it_is_handling() {
     for content in ["first Content", "first FromUserName", "first Nothing"] {
         let msg = Arc::new(text("o_second", content));
         let report = rt
-            .call_with(&reader, &ctx, Some(&warm), &msg, EarlyReply::default())
+            .call_with(&reader, &ctx, Some(&warm), &msg, &PushScope::default())
             .await;
         let expected = match content {
             "first Content" => "first Content",

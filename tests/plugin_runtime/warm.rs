@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use wxhost::plugin::{
-    CallContext, EarlyReply, Limits, Plugin, Runtime, RuntimeLimits, WarmInstances,
+    CallContext, PushScope, Limits, Plugin, Runtime, RuntimeLimits, WarmInstances,
 };
 use wxhost::storage::MemoryKv;
 
@@ -30,7 +30,7 @@ async fn call(
             ctx,
             Some(warm),
             &Arc::new(text("o", content)),
-            EarlyReply::default(),
+            &PushScope::default(),
         )
         .await;
     match report.result {

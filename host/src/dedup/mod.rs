@@ -1,18 +1,35 @@
-//! Retry deduplication: WeChat retries a push it got no answer to within 5 s (three attempts in
-//! all). A retry of a finished message gets the first answer again; a retry while the first is
-//! still running waits for the same answer instead of running the plugins again.
+//! Retry and replay deduplication: WeChat retries a push it got no answer to within 5 s (three
+//! attempts in all), and anyone holding a captured push may replay it while its timestamp is
+//! inside the window. A retry of a finished message gets the first answer again; a retry while
+//! the first is still running waits for the same answer instead of running the plugins again;
+//! a replay after the answer is no longer kept is recognised and not run.
 //!
-//! Keys: (tenant, MsgId) for messages; (tenant, FromUserName, CreateTime, Event, EventKey)
-//! for events. Entries expire after the TTL. [`MemoryDedup`] serves one node; a shared backend
-//! implements [`DedupStore`] for several nodes.
+//! An entry belongs to the chain that runs the push, not to the request: [`Pending`] is held
+//! by whoever drives the chain to its end. Answers are kept for the retry TTL; after that only
+//! the compact fact that the key was seen is kept, until the push's timestamp leaves the
+//! window. With a [`FactStore`] the facts persist, so a restart does not reopen the window.
+//!
+//! Keys: (tenant, MsgId) for messages; (tenant, FromUserName, CreateTime, Event, EventKey,
+//! MsgID when present) for events. [`MemoryDedup`] serves one node; a shared backend
+//! implements [`DedupStore`] for several nodes and passes the same contract tests.
+//!
+//! `signatures` binds each accepted signed query to its body for the window ([`SignatureLog`]),
+//! so a captured query cannot carry another body.
+
+mod signatures;
+
+pub use signatures::{Binding, MemorySignatureLog, SignatureLog};
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::clock::unix_now;
+use crate::storage::{self, Fact, FactStore};
 use crate::wechat::{Content, Message, Reply};
 
 /// The answer decided for a message: the passive reply, or none (`success`/empty).
@@ -21,12 +38,16 @@ pub type Answer = Option<Reply>;
 /// The dedup key of `msg` pushed to `tenant`, or `None` when it carries nothing to key on.
 pub fn key(tenant: &str, msg: &Message) -> Option<String> {
     match (&msg.content, msg.msg_id) {
+        // Events that carry an id spell it `MsgID` (template and mass send results).
         (Content::Event(_), _) => Some(format!(
-            "{tenant}\u{0}e\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+            "{tenant}\u{0}e\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
             msg.from_user,
             msg.create_time,
             msg.event_name().unwrap_or_default(),
-            msg.field("EventKey").unwrap_or_default()
+            msg.field("EventKey").unwrap_or_default(),
+            msg.field("MsgID")
+                .or(msg.field("MsgId"))
+                .unwrap_or_default(),
         )),
         (_, Some(id)) => Some(format!("{tenant}\u{0}m\u{0}{id}")),
         (_, None) => None,
@@ -40,43 +61,63 @@ pub enum Begin {
     New(Pending),
     /// Another request is running this message: wait for its answer.
     InFlight(watch::Receiver<Option<Arc<Answer>>>),
-    /// Already answered: answer the same.
+    /// Already answered, within the retry TTL: answer the same.
     Done(Answer),
+    /// Answered before the retry TTL ended, and still inside its window: a replay, answered
+    /// without a reply and without running anything.
+    Seen,
 }
 
 /// A store of messages seen recently.
 pub trait DedupStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Registers `key`, or reports that it is running or done.
-    fn begin(&self, key: &str) -> Begin;
+    /// Registers `key` of a push whose timestamp the window accepts for `window_left` more,
+    /// or reports that it is running, answered, or seen.
+    fn begin(&self, key: &str, window_left: Duration) -> Begin;
     /// Drops expired entries; returns how many remain.
     fn purge(&self) -> usize;
 }
 
 /// The right (and duty) to answer a new message; dropping it unanswered forgets the message
-/// so a retry runs it again.
+/// so a retry runs it again (only a chain that panicked does that).
 #[derive(Debug)]
 pub struct Pending {
     key: u128,
+    seen_until: Millis,
     table: Arc<Table>,
+    persisted: bool,
     finished: bool,
 }
 
 impl Pending {
+    /// Queues the fact that this push was answered for the fact store (once), so that a
+    /// commit made before the answer leaves covers it; [`Pending::finish`] does it otherwise.
+    pub fn persist(&mut self) {
+        if !self.persisted {
+            self.persisted = true;
+            let answer_until = self.table.now().saturating_add(self.table.ttl_ms);
+            self.table
+                .persist(self.key, self.seen_until.max(answer_until));
+        }
+    }
+
     /// Records (a copy of) the answer and wakes every waiting retry.
     pub fn finish(mut self, answer: &Answer) {
+        self.persist();
         self.finished = true;
-        let kept = Kept::of(answer);
-        let mut shard = self.table.shard(self.key);
-        let now = self.table.now();
-        let expires_at = now.saturating_add(self.table.ttl_ms);
+        let table = &self.table;
+        let now = table.now();
+        let answer_until = now.saturating_add(table.ttl_ms);
+        let seen_until = self.seen_until.max(answer_until);
+        let mut shard = table.shard(self.key);
         let previous = shard.slots.insert(
             self.key,
             Slot::Done {
-                answer: kept,
-                expires_at,
+                answer: Kept::of(answer),
+                answer_until,
+                seen_until,
             },
         );
-        shard.expiry.push_back((expires_at, self.key));
+        shard.expiry.push_back((answer_until, self.key));
         shard.expire(now, PURGE_PER_BEGIN);
         drop(shard);
         if let Some(Slot::InFlight(Some(waiters))) = previous {
@@ -100,8 +141,14 @@ impl Drop for Pending {
 enum Slot {
     /// Running; the sender exists once a retry waits for the answer.
     InFlight(Option<watch::Sender<Option<Arc<Answer>>>>),
-    /// Answered; the answer is replayed until `expires_at`.
-    Done { answer: Kept, expires_at: Millis },
+    /// Answered; the answer is replayed until `answer_until`, then only the fact is kept.
+    Done {
+        answer: Kept,
+        answer_until: Millis,
+        seen_until: Millis,
+    },
+    /// Answered, the answer no longer kept; a replay is recognised until `until`.
+    Seen { until: Millis },
 }
 
 /// An answer as the table keeps it for replay: a text reply (nearly every reply) in one
@@ -132,14 +179,17 @@ impl Kept {
     }
 }
 
-/// Expired answers dropped by each `begin`/`finish` on the way, so the table stays bounded
+/// Expired entries dropped by each `begin`/`finish` on the way, so the table stays bounded
 /// without long sweeps under the lock.
 const PURGE_PER_BEGIN: usize = 4;
 /// Shards of the table, each with its own lock.
 const SHARDS: usize = 16;
+/// The first byte of a dedup fact's key (facts of other kinds share the store).
+const FACT_TAG: u8 = b'd';
 
-/// One shard: the messages by key, and the answered ones in the order they expire (the TTL is
-/// the same for all, so that is the order they were answered in).
+/// One shard: the messages by key, and their coming expiries in about the order they come
+/// (answers by the TTL, which is the same for all; facts by their windows' ends, which differ
+/// only by the pushes' timestamps, so an entry may outlive its time a little, never the reverse).
 #[derive(Debug, Default)]
 struct Shard {
     slots: HashMap<u128, Slot, BuildHasherDefault<KeyHasher>>,
@@ -147,19 +197,36 @@ struct Shard {
 }
 
 impl Shard {
-    /// Drops up to `max` answers expired at `now`.
+    /// Handles up to `max` expiries due at `now`: an answer past its TTL becomes the fact that
+    /// it was seen (kept to the end of its window), a fact past its window goes.
     fn expire(&mut self, now: Millis, max: usize) {
         for _ in 0..max {
-            match self.expiry.front() {
-                Some(&(expires_at, key)) if expires_at <= now => {
-                    self.expiry.pop_front();
-                    // The key may have been answered again since; only its own answer goes.
-                    if matches!(self.slots.get(&key), Some(Slot::Done { expires_at: t, .. }) if *t == expires_at)
-                    {
+            let Some(&(due, key)) = self.expiry.front() else {
+                break;
+            };
+            if due > now {
+                break;
+            }
+            self.expiry.pop_front();
+            // The key may have been answered again since; only its own expiry counts.
+            match self.slots.get_mut(&key) {
+                Some(Slot::Done {
+                    answer_until,
+                    seen_until,
+                    ..
+                }) if *answer_until == due => {
+                    if *seen_until > now {
+                        let until = *seen_until;
+                        self.slots.insert(key, Slot::Seen { until });
+                        self.expiry.push_back((until, key));
+                    } else {
                         self.slots.remove(&key);
                     }
                 }
-                _ => break,
+                Some(Slot::Seen { until }) if *until == due => {
+                    self.slots.remove(&key);
+                }
+                _ => {}
             }
         }
     }
@@ -168,26 +235,90 @@ impl Shard {
 #[derive(Debug)]
 struct Table {
     shards: [Mutex<Shard>; SHARDS],
-    /// Keys are hashed to 128 bits with two independently keyed SipHashes: an entry stores no
-    /// string, and nobody can pick keys that collide.
-    hashers: [RandomState; 2],
-    /// When the table was made: times are kept as milliseconds since then (8 bytes, where an
-    /// `Instant` takes 16).
-    started: Instant,
+    /// Keys are hashed to 128 bits with SipHash keyed by a secret (kept with the facts when
+    /// they persist): an entry stores no string, and nobody can pick keys that collide.
+    hash_key: [u8; 16],
+    /// Times are milliseconds since the table was made.
+    time: TimeBase,
     ttl_ms: Millis,
+    facts: Option<Arc<dyn FactStore>>,
 }
 
-/// Milliseconds since the table was made.
+/// Milliseconds since a table was made (8 bytes, where an `Instant` takes 16).
 type Millis = u64;
 
-impl Table {
+/// When a table was made, on the monotonic clock and on the wall clock (which the fact store
+/// keeps times in).
+#[derive(Debug)]
+struct TimeBase {
+    started: Instant,
+    started_unix_ms: i64,
+}
+
+impl TimeBase {
+    fn new() -> Self {
+        TimeBase {
+            started: Instant::now(),
+            started_unix_ms: unix_now().saturating_mul(1000),
+        }
+    }
+
     fn now(&self) -> Millis {
-        Millis::try_from(self.started.elapsed().as_millis()).unwrap_or(Millis::MAX)
+        millis(self.started.elapsed())
+    }
+
+    /// `at` in seconds since the Unix epoch, rounded up (a fact is never forgotten early).
+    fn unix_secs(&self, at: Millis) -> i64 {
+        self.started_unix_ms
+            .saturating_add(i64::try_from(at).unwrap_or(i64::MAX))
+            .saturating_add(999)
+            / 1000
+    }
+
+    /// Seconds since the Unix epoch as table time (0 for what is already past).
+    fn at_unix_secs(&self, secs: i64) -> Millis {
+        let ms = secs
+            .saturating_mul(1000)
+            .saturating_sub(self.started_unix_ms);
+        Millis::try_from(ms.max(0)).unwrap_or(0)
+    }
+}
+
+/// A keyed 128-bit hash of `data` whose first byte is `tag`, so that keys of different kinds
+/// never meet in the fact store.
+fn tagged_hash(key: &[u8; 16], tag: u8, data: &[u8]) -> u128 {
+    let mut bytes = siphasher::sip128::SipHasher13::new_with_key(key)
+        .hash(data)
+        .as_bytes();
+    bytes[0] = tag;
+    u128::from_be_bytes(bytes)
+}
+
+/// The first 16 bytes of the fact store's secret: the key of every table hash.
+fn hash_key(facts: &dyn FactStore) -> storage::Result<[u8; 16]> {
+    let secret = facts.secret()?;
+    let mut key = [0; 16];
+    key.copy_from_slice(&secret[..16]);
+    Ok(key)
+}
+
+impl Table {
+    fn new(ttl: Duration, hash_key: [u8; 16], facts: Option<Arc<dyn FactStore>>) -> Self {
+        Table {
+            shards: std::array::from_fn(|_| Mutex::default()),
+            hash_key,
+            time: TimeBase::new(),
+            ttl_ms: millis(ttl),
+            facts,
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.time.now()
     }
 
     fn key(&self, key: &str) -> u128 {
-        let [high, low] = &self.hashers;
-        (u128::from(high.hash_one(key)) << 64) | u128::from(low.hash_one(key))
+        tagged_hash(&self.hash_key, FACT_TAG, key.as_bytes())
     }
 
     /// The locked shard holding `key`, chosen by its top bits: the shard's map hashes by the
@@ -203,6 +334,51 @@ impl Table {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Writes the fact that `key` was answered, to be remembered until `until`.
+    fn persist(&self, key: u128, until: Millis) {
+        let Some(facts) = &self.facts else {
+            return;
+        };
+        let fact = Fact {
+            key: key.to_be_bytes(),
+            value: [0; 16],
+            until: self.time.unix_secs(until),
+        };
+        if let Err(e) = facts.put(&[fact]) {
+            tracing::error!(
+                "cannot persist a dedup fact: {e}; after a restart a replay of this push inside its window would run again"
+            );
+        }
+    }
+
+    /// Loads the persisted facts still inside their windows as seen entries.
+    fn load(&self, facts: &dyn FactStore) -> storage::Result<usize> {
+        let now_unix = unix_now();
+        let mut loaded = 0;
+        for fact in facts.live(now_unix)? {
+            if fact.key[0] != FACT_TAG {
+                continue;
+            }
+            let key = u128::from_be_bytes(fact.key);
+            let until = self.time.at_unix_secs(fact.until);
+            let mut shard = self.shard(key);
+            shard.slots.insert(key, Slot::Seen { until });
+            shard.expiry.push_back((until, key));
+            loaded += 1;
+        }
+        for index in 0..SHARDS {
+            self.lock(index)
+                .expiry
+                .make_contiguous()
+                .sort_unstable_by_key(|&(due, _)| due);
+        }
+        Ok(loaded)
+    }
+}
+
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 /// Hashes a key that is already a uniform 128-bit hash: takes its low half.
@@ -226,23 +402,29 @@ impl Hasher for KeyHasher {
 }
 
 /// The single-node dedup table: sharded, about 100 bytes per remembered message (its slot and
-/// its place in the expiry queue) plus the bytes of its text answer.
+/// its place in the expiry queue) plus the bytes of its text answer while it is kept.
 #[derive(Debug)]
 pub struct MemoryDedup {
     table: Arc<Table>,
 }
 
 impl MemoryDedup {
-    /// A table remembering answers for `ttl`.
+    /// A table keeping answers for `ttl`, in memory only (a restart forgets it).
     pub fn new(ttl: Duration) -> Self {
         MemoryDedup {
-            table: Arc::new(Table {
-                shards: std::array::from_fn(|_| Mutex::default()),
-                hashers: [RandomState::new(), RandomState::new()],
-                started: Instant::now(),
-                ttl_ms: Millis::try_from(ttl.as_millis()).unwrap_or(Millis::MAX),
-            }),
+            table: Arc::new(Table::new(ttl, rand::random(), None)),
         }
+    }
+
+    /// A table keeping answers for `ttl` whose seen facts persist in `facts`: the facts still
+    /// inside their windows are loaded now, and every answered push adds one.
+    pub fn persistent(ttl: Duration, facts: Arc<dyn FactStore>) -> storage::Result<Self> {
+        let table = Table::new(ttl, hash_key(&*facts)?, Some(Arc::clone(&facts)));
+        let loaded = table.load(&*facts)?;
+        tracing::info!(loaded, "dedup facts loaded");
+        Ok(MemoryDedup {
+            table: Arc::new(table),
+        })
     }
 }
 
@@ -258,14 +440,23 @@ impl DedupStore for MemoryDedup {
         remaining
     }
 
-    fn begin(&self, key: &str) -> Begin {
+    fn begin(&self, key: &str, window_left: Duration) -> Begin {
         let key = self.table.key(key);
         let now = self.table.now();
         let mut shard = self.table.shard(key);
         shard.expire(now, PURGE_PER_BEGIN);
         match shard.slots.get_mut(&key) {
-            Some(Slot::Done { answer, expires_at }) if *expires_at > now => {
+            Some(Slot::Done {
+                answer,
+                answer_until,
+                ..
+            }) if *answer_until > now => {
                 return Begin::Done(answer.answer());
+            }
+            Some(Slot::Done { seen_until, .. } | Slot::Seen { until: seen_until })
+                if *seen_until > now =>
+            {
+                return Begin::Seen;
             }
             Some(Slot::InFlight(waiters)) => {
                 let receiver = match waiters {
@@ -278,14 +469,103 @@ impl DedupStore for MemoryDedup {
                 };
                 return Begin::InFlight(receiver);
             }
-            Some(Slot::Done { .. }) | None => {}
+            Some(Slot::Done { .. } | Slot::Seen { .. }) | None => {}
         }
         shard.slots.insert(key, Slot::InFlight(None));
         Begin::New(Pending {
             key,
+            seen_until: now.saturating_add(millis(window_left)),
             table: Arc::clone(&self.table),
+            persisted: false,
             finished: false,
         })
+    }
+}
+
+/// The oldest push timestamp that may be accepted without a gap in what the table remembers.
+///
+/// Facts of a push are kept until its window ends under the window of the time (or for the
+/// retry TTL, if that is longer). When the window widens, by a reload or a restart with a wider
+/// one, pushes older than the old window may already be forgotten although the new window
+/// accepts them: until the new window has moved past that point, pushes stamped before it are
+/// refused as stale. With a [`FactStore`] the window and the floor persist across restarts.
+#[derive(Debug)]
+pub struct WindowFloor {
+    window_secs: AtomicU64,
+    ttl_secs: u64,
+    floor: AtomicI64,
+    facts: Option<Arc<dyn FactStore>>,
+}
+
+/// Names of the marks the floor keeps in the fact store.
+const WINDOW_MARK: &str = "dedup.window_secs";
+const FLOOR_MARK: &str = "dedup.floor";
+
+impl WindowFloor {
+    /// The floor for a table keeping answers for `ttl` under a window of `window_secs` (0:
+    /// disabled), remembering the previous run's window and floor in `facts` when given.
+    pub fn new(
+        window_secs: u64,
+        ttl: Duration,
+        facts: Option<Arc<dyn FactStore>>,
+    ) -> storage::Result<Self> {
+        let floor = WindowFloor {
+            window_secs: AtomicU64::new(window_secs),
+            ttl_secs: ttl.as_secs(),
+            floor: AtomicI64::new(i64::MIN),
+            facts,
+        };
+        if let Some(facts) = &floor.facts {
+            if let Some(kept) = facts.mark(FLOOR_MARK)? {
+                floor.floor.store(kept, Ordering::Relaxed);
+            }
+            let previous = facts.mark(WINDOW_MARK)?;
+            if let Some(previous) = previous.and_then(|p| u64::try_from(p).ok()) {
+                floor.widen(previous, window_secs, unix_now());
+            }
+            facts.set_mark(WINDOW_MARK, i64::try_from(window_secs).unwrap_or(i64::MAX))?;
+        }
+        Ok(floor)
+    }
+
+    /// Applies a reloaded window.
+    pub fn set_window(&self, window_secs: u64) {
+        let previous = self.window_secs.swap(window_secs, Ordering::Relaxed);
+        self.widen(previous, window_secs, unix_now());
+        if let Some(facts) = &self.facts
+            && let Err(e) =
+                facts.set_mark(WINDOW_MARK, i64::try_from(window_secs).unwrap_or(i64::MAX))
+        {
+            tracing::error!("cannot persist the replay window: {e}");
+        }
+    }
+
+    /// Whether a push stamped `timestamp` may be accepted (the window itself is checked too).
+    pub fn admits(&self, timestamp: i64) -> bool {
+        timestamp >= self.floor.load(Ordering::Relaxed)
+    }
+
+    /// Raises the floor when the window goes from `previous` to the wider `current` at `now`.
+    fn widen(&self, previous: u64, current: u64, now: i64) {
+        // From disabled (0), facts were kept for the retry TTL only.
+        let widened = current > 0 && (previous == 0 || current > previous);
+        if !widened {
+            return;
+        }
+        let kept_secs = previous.max(self.ttl_secs);
+        let floor = now.saturating_sub_unsigned(kept_secs);
+        if floor > self.floor.fetch_max(floor, Ordering::Relaxed) {
+            tracing::warn!(
+                previous_secs = previous,
+                window_secs = current,
+                "the replay window widened: pushes stamped more than {kept_secs} s before now stay refused until the new window has passed that point"
+            );
+            if let Some(facts) = &self.facts
+                && let Err(e) = facts.set_mark(FLOOR_MARK, floor)
+            {
+                tracing::error!("cannot persist the replay floor: {e}");
+            }
+        }
     }
 }
 
@@ -297,9 +577,155 @@ pub async fn wait(mut receiver: watch::Receiver<Option<Arc<Answer>>>) -> Option<
     }
 }
 
+/// The behaviour every [`DedupStore`] must have, run against each implementation by its tests
+/// (a shared backend's too). `store(ttl)` makes a fresh, empty store keeping answers for `ttl`.
+#[cfg(test)]
+pub(crate) mod contract {
+    use super::*;
+
+    /// No window beyond the retry TTL.
+    const NO_WINDOW: Duration = Duration::ZERO;
+    const WINDOW: Duration = Duration::from_secs(300);
+
+    pub(crate) async fn a_retry_waits_for_the_first_answer_then_gets_it_again(
+        store: &dyn DedupStore,
+    ) {
+        let Begin::New(pending) = store.begin("k", WINDOW) else {
+            panic!("first is new")
+        };
+        let Begin::InFlight(receiver) = store.begin("k", WINDOW) else {
+            panic!("second waits")
+        };
+        let waiter = tokio::spawn(wait(receiver));
+        pending.finish(&Some(Reply::text("first")));
+        assert_eq!(
+            waiter.await.expect("join").as_deref(),
+            Some(&Some(Reply::text("first")))
+        );
+        match store.begin("k", WINDOW) {
+            Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("first"))),
+            other => panic!("expected done, got {other:?}"),
+        }
+    }
+
+    pub(crate) fn every_kind_of_answer_is_replayed_as_given(store: &dyn DedupStore) {
+        let answers = [
+            None,
+            Some(Reply::text("你好 😀")),
+            Some(Reply::Image {
+                media_id: "m1".into(),
+            }),
+            Some(Reply::TransferCustomerService { kf_account: None }),
+        ];
+        for (n, answer) in answers.iter().enumerate() {
+            let Begin::New(pending) = store.begin(&n.to_string(), WINDOW) else {
+                panic!("new")
+            };
+            pending.finish(answer);
+            match store.begin(&n.to_string(), WINDOW) {
+                Begin::Done(replayed) => assert_eq!(&replayed, answer),
+                other => panic!("expected done, got {other:?}"),
+            }
+        }
+    }
+
+    pub(crate) async fn an_abandoned_message_runs_again_and_waiters_are_released(
+        store: &dyn DedupStore,
+    ) {
+        let Begin::New(pending) = store.begin("k", WINDOW) else {
+            panic!("new")
+        };
+        let Begin::InFlight(receiver) = store.begin("k", WINDOW) else {
+            panic!("in flight")
+        };
+        drop(pending);
+        assert_eq!(wait(receiver).await, None);
+        assert!(matches!(store.begin("k", WINDOW), Begin::New(_)));
+    }
+
+    /// `store` keeps answers for 40 ms.
+    pub(crate) fn a_message_answered_again_after_its_window_keeps_its_new_answer(
+        store: &dyn DedupStore,
+    ) {
+        let Begin::New(first) = store.begin("k", NO_WINDOW) else {
+            panic!("new")
+        };
+        first.finish(&Some(Reply::text("first")));
+        std::thread::sleep(Duration::from_millis(50));
+        let Begin::New(second) = store.begin("k", NO_WINDOW) else {
+            panic!("expired with no window left, so new again")
+        };
+        second.finish(&Some(Reply::text("second")));
+        assert_eq!(
+            store.purge(),
+            1,
+            "the first answer's expiry leaves the second"
+        );
+        match store.begin("k", NO_WINDOW) {
+            Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("second"))),
+            other => panic!("expected done, got {other:?}"),
+        }
+    }
+
+    /// `store` keeps answers for 30 ms.
+    pub(crate) fn many_messages_are_told_apart_and_all_expire(store: &dyn DedupStore) {
+        for id in 0..10_000 {
+            let Begin::New(pending) = store.begin(&format!("t\u{0}m\u{0}{id}"), NO_WINDOW) else {
+                panic!("message {id} is new")
+            };
+            pending.finish(&None);
+        }
+        assert_eq!(store.purge(), 10_000);
+        assert!(matches!(
+            store.begin("t\u{0}m\u{0}7", NO_WINDOW),
+            Begin::Done(_)
+        ));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(store.purge(), 0);
+    }
+
+    /// `store` keeps answers for 20 ms.
+    pub(crate) fn after_the_ttl_a_replay_inside_its_window_is_seen_not_run(store: &dyn DedupStore) {
+        let Begin::New(pending) = store.begin("k", Duration::from_millis(200)) else {
+            panic!("new")
+        };
+        pending.finish(&Some(Reply::text("first")));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(
+            matches!(store.begin("k", Duration::from_millis(200)), Begin::Seen),
+            "past the TTL, inside the window: seen"
+        );
+        assert_eq!(store.purge(), 1, "the fact is kept for the window");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(store.purge(), 0, "and forgotten after it");
+        assert!(matches!(
+            store.begin("k", Duration::from_millis(200)),
+            Begin::New(_)
+        ));
+    }
+
+    /// `store` keeps answers for 0 ms.
+    pub(crate) fn an_in_flight_entry_is_not_expired_and_an_abandoned_one_is_forgotten(
+        store: &dyn DedupStore,
+    ) {
+        let Begin::New(pending) = store.begin("k", NO_WINDOW) else {
+            panic!("new")
+        };
+        pending.finish(&None);
+        std::thread::sleep(Duration::from_millis(2));
+        let Begin::New(again) = store.begin("k", NO_WINDOW) else {
+            panic!("an expired answer with no window makes the message new again")
+        };
+        assert_eq!(store.purge(), 1, "the new entry is in flight, not expired");
+        drop(again);
+        assert_eq!(store.purge(), 0, "an abandoned entry is forgotten");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::MemoryKv;
 
     fn text(id: u64) -> Message {
         Message::parse(&format!(
@@ -310,129 +736,122 @@ mod tests {
     }
 
     #[test]
-    fn keys_scope_messages_by_tenant_and_events_by_sender_time_and_key() {
+    fn keys_scope_messages_by_tenant_and_events_by_sender_time_key_and_msg_id() {
         assert_eq!(key("a", &text(5)), Some("a\u{0}m\u{0}5".into()));
         assert_ne!(key("a", &text(5)), key("b", &text(5)));
-        let click = Message::parse(
-            "<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><CreateTime>7</CreateTime>\
-             <MsgType>event</MsgType><Event>CLICK</Event><EventKey>K1</EventKey></xml>",
-        )
-        .expect("parses");
+        let event = |extra: &str| {
+            Message::parse(&format!(
+                "<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><CreateTime>7</CreateTime>\
+                 <MsgType>event</MsgType><Event>CLICK</Event><EventKey>K1</EventKey>{extra}</xml>"
+            ))
+            .expect("parses")
+        };
         assert_eq!(
-            key("a", &click),
-            Some("a\u{0}e\u{0}o\u{0}7\u{0}CLICK\u{0}K1".into())
+            key("a", &event("")),
+            Some("a\u{0}e\u{0}o\u{0}7\u{0}CLICK\u{0}K1\u{0}".into())
+        );
+        assert_eq!(
+            key("a", &event("<MsgID>42</MsgID>")),
+            Some("a\u{0}e\u{0}o\u{0}7\u{0}CLICK\u{0}K1\u{0}42".into())
         );
     }
 
-    #[tokio::test]
-    async fn a_retry_waits_for_the_first_answer_then_gets_it_again() {
-        let dedup = MemoryDedup::new(Duration::from_secs(60));
-        let Begin::New(pending) = dedup.begin("k") else {
-            panic!("first is new")
-        };
-        let Begin::InFlight(receiver) = dedup.begin("k") else {
-            panic!("second waits")
-        };
-        let waiter = tokio::spawn(wait(receiver));
-        pending.finish(&Some(Reply::text("first")));
-        assert_eq!(
-            waiter.await.expect("join").as_deref(),
-            Some(&Some(Reply::text("first")))
-        );
-        match dedup.begin("k") {
-            Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("first"))),
-            other => panic!("expected done, got {other:?}"),
-        }
+    fn memory(ttl_ms: u64) -> MemoryDedup {
+        MemoryDedup::new(Duration::from_millis(ttl_ms))
     }
 
-    #[test]
-    fn every_kind_of_answer_is_replayed_as_given() {
-        let dedup = MemoryDedup::new(Duration::from_secs(60));
-        let answers = [
-            None,
-            Some(Reply::text("你好 😀")),
-            Some(Reply::Image {
-                media_id: "m1".into(),
-            }),
-            Some(Reply::TransferCustomerService { kf_account: None }),
-        ];
-        for (n, answer) in answers.iter().enumerate() {
-            let Begin::New(pending) = dedup.begin(&n.to_string()) else {
-                panic!("new")
-            };
-            pending.finish(answer);
-            match dedup.begin(&n.to_string()) {
-                Begin::Done(replayed) => assert_eq!(&replayed, answer),
-                other => panic!("expected done, got {other:?}"),
+    fn persistent(ttl_ms: u64) -> MemoryDedup {
+        MemoryDedup::persistent(Duration::from_millis(ttl_ms), Arc::new(MemoryKv::default()))
+            .expect("store")
+    }
+
+    macro_rules! contract_tests {
+        ($make:ident) => {
+            mod $make {
+                use super::*;
+
+                #[tokio::test]
+                async fn a_retry_waits_for_the_first_answer_then_gets_it_again() {
+                    contract::a_retry_waits_for_the_first_answer_then_gets_it_again(&$make(60_000))
+                        .await;
+                }
+
+                #[test]
+                fn every_kind_of_answer_is_replayed_as_given() {
+                    contract::every_kind_of_answer_is_replayed_as_given(&$make(60_000));
+                }
+
+                #[tokio::test]
+                async fn an_abandoned_message_runs_again_and_waiters_are_released() {
+                    contract::an_abandoned_message_runs_again_and_waiters_are_released(&$make(
+                        60_000,
+                    ))
+                    .await;
+                }
+
+                #[test]
+                fn a_message_answered_again_after_its_window_keeps_its_new_answer() {
+                    contract::a_message_answered_again_after_its_window_keeps_its_new_answer(
+                        &$make(40),
+                    );
+                }
+
+                #[test]
+                fn many_messages_are_told_apart_and_all_expire() {
+                    contract::many_messages_are_told_apart_and_all_expire(&$make(30));
+                }
+
+                #[test]
+                fn after_the_ttl_a_replay_inside_its_window_is_seen_not_run() {
+                    contract::after_the_ttl_a_replay_inside_its_window_is_seen_not_run(&$make(20));
+                }
+
+                #[test]
+                fn an_in_flight_entry_is_not_expired_and_an_abandoned_one_is_forgotten() {
+                    contract::an_in_flight_entry_is_not_expired_and_an_abandoned_one_is_forgotten(
+                        &$make(0),
+                    );
+                }
             }
-        }
+        };
     }
 
-    #[tokio::test]
-    async fn an_abandoned_message_runs_again_and_waiters_are_released() {
-        let dedup = MemoryDedup::new(Duration::from_secs(60));
-        let Begin::New(pending) = dedup.begin("k") else {
-            panic!("new")
-        };
-        let Begin::InFlight(receiver) = dedup.begin("k") else {
-            panic!("in flight")
-        };
-        drop(pending);
-        assert_eq!(wait(receiver).await, None);
-        assert!(matches!(dedup.begin("k"), Begin::New(_)));
-    }
+    contract_tests!(memory);
+    contract_tests!(persistent);
 
     #[test]
-    fn a_message_answered_again_after_expiry_keeps_its_new_answer() {
-        let dedup = MemoryDedup::new(Duration::from_millis(40));
-        let Begin::New(first) = dedup.begin("k") else {
+    fn a_restarted_table_remembers_what_its_facts_say_it_saw() {
+        let facts: Arc<dyn FactStore> = Arc::new(MemoryKv::default());
+        let first =
+            MemoryDedup::persistent(Duration::from_secs(60), Arc::clone(&facts)).expect("store");
+        let Begin::New(pending) = first.begin("t\u{0}m\u{0}1", Duration::from_secs(300)) else {
             panic!("new")
         };
-        first.finish(&Some(Reply::text("first")));
-        std::thread::sleep(Duration::from_millis(50));
-        let Begin::New(second) = dedup.begin("k") else {
-            panic!("expired, so new again")
+        pending.finish(&Some(Reply::text("first")));
+        let Begin::New(short) = first.begin("t\u{0}m\u{0}2", Duration::ZERO) else {
+            panic!("new")
         };
-        second.finish(&Some(Reply::text("second")));
-        assert_eq!(
-            dedup.purge(),
-            1,
-            "the first answer's expiry leaves the second"
+        short.finish(&None);
+        drop(first);
+
+        let restarted = MemoryDedup::persistent(Duration::from_secs(60), facts).expect("store");
+        assert!(
+            matches!(
+                restarted.begin("t\u{0}m\u{0}1", Duration::from_secs(300)),
+                Begin::Seen
+            ),
+            "a push inside its window is not run again after a restart"
         );
-        match dedup.begin("k") {
-            Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("second"))),
-            other => panic!("expected done, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn many_messages_are_told_apart_and_all_expire() {
-        let dedup = MemoryDedup::new(Duration::from_millis(30));
-        for id in 0..10_000 {
-            let Begin::New(pending) = dedup.begin(&format!("t\u{0}m\u{0}{id}")) else {
-                panic!("message {id} is new")
-            };
-            pending.finish(&None);
-        }
-        assert_eq!(dedup.purge(), 10_000);
-        assert!(matches!(dedup.begin("t\u{0}m\u{0}7"), Begin::Done(_)));
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(dedup.purge(), 0);
-    }
-
-    #[test]
-    fn answers_expire_after_the_ttl() {
-        let dedup = MemoryDedup::new(Duration::from_millis(0));
-        let Begin::New(pending) = dedup.begin("k") else {
-            panic!("new")
-        };
-        pending.finish(&None);
-        std::thread::sleep(Duration::from_millis(2));
-        let Begin::New(again) = dedup.begin("k") else {
-            panic!("an expired answer makes the message new again")
-        };
-        assert_eq!(dedup.purge(), 1, "the new entry is in flight, not expired");
-        drop(again);
-        assert_eq!(dedup.purge(), 0, "an abandoned entry is forgotten");
+        assert!(
+            matches!(
+                restarted.begin("t\u{0}m\u{0}2", Duration::ZERO),
+                Begin::Seen
+            ),
+            "the retry TTL is remembered too"
+        );
+        assert!(matches!(
+            restarted.begin("t\u{0}m\u{0}3", Duration::from_secs(300)),
+            Begin::New(_)
+        ));
     }
 }

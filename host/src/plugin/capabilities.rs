@@ -1,49 +1,19 @@
 //! The host side of the imports that act beyond the call: `early-reply` (answer WeChat now,
 //! keep working) and `wechat-api` (granted per plugin; raw calls only to allow-listed paths).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::bindings::wxhost::plugin::{early_reply, types, wechat_api as wit};
-use super::context::{ApiGrant, Caller};
+use super::context::{ApiGrant, Caller, EarlyReply};
 use super::convert;
-use crate::wechat::{Message, Reply};
+use crate::wechat::Message;
 use crate::wechat_api::{
     ApiError, ApiRequest, CustomMessage, Idempotency, Method, TemplateMessage, check_path,
     messages::{MiniProgramLink, TemplateField},
 };
-
-/// The early answer of one push, shared by the calls of its chain: the first plugin to send
-/// one answers WeChat.
-#[derive(Debug, Clone, Default)]
-pub struct EarlyReply(Arc<Mutex<Option<oneshot::Sender<Reply>>>>);
-
-impl EarlyReply {
-    /// A slot whose reply arrives on the returned receiver.
-    pub fn channel() -> (Self, oneshot::Receiver<Reply>) {
-        let (sender, receiver) = oneshot::channel();
-        (EarlyReply(Arc::new(Mutex::new(Some(sender)))), receiver)
-    }
-
-    /// Hands `reply` over as the passive answer.
-    fn send(&self, reply: Reply) -> Result<(), String> {
-        let sender = match self.0.lock() {
-            Ok(mut slot) => slot.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        let Some(sender) = sender else {
-            return Err("this message was already answered".into());
-        };
-        sender.send(reply).map_err(|_| {
-            "WeChat has been answered already (the passive budget ran out); return the reply \
-             instead and it is sent as a customer-service message"
-                .to_owned()
-        })
-    }
-}
 
 /// `early-reply`: the call's slot for answering WeChat before the plugin returns.
 #[derive(Debug)]
@@ -59,11 +29,6 @@ impl EarlyReplyImport {
             caller: Arc::clone(caller),
             slot,
         }
-    }
-
-    /// Lets go of the slot, so that an idle instance does not hold the finished push's channel.
-    pub fn release(&mut self) {
-        self.slot = EarlyReply::default();
     }
 }
 

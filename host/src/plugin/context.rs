@@ -1,14 +1,18 @@
 //! What a plugin call may see and use: its tenant's settings, kv store, limits and grants
-//! (`CallContext`, with `ApiGrant` and `HttpGrant`), and `Caller`, the identity every import
-//! of an instance acts for.
+//! (`CallContext`, with `ApiGrant` and `HttpGrant`), what the calls of one push share
+//! (`PushScope`: the early-reply slot, whether kv was written), and `Caller`, the identity
+//! every import of an instance acts for.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 use super::allow_list::HostPattern;
 use super::limits::Limits;
 use crate::storage::{KvStore, Namespace};
 use crate::telemetry::Metrics;
+use crate::wechat::Reply;
 use crate::wechat_api::AccountApi;
 
 /// What a call of a plugin for one tenant may see: its settings and its kv namespace.
@@ -106,6 +110,66 @@ impl CallContext {
     /// then may an instance made for one serve the other.
     pub fn same_as(&self, other: &CallContext) -> bool {
         self.identity == other.identity && self.limits == other.limits
+    }
+}
+
+/// What the calls of one push share: the early-reply slot, and whether any of them wrote kv
+/// (a push that did is answered only once its writes are durable).
+#[derive(Debug, Clone, Default)]
+pub struct PushScope {
+    /// Where an early reply goes.
+    pub early: EarlyReply,
+    kv_written: Arc<AtomicBool>,
+}
+
+impl PushScope {
+    /// A scope whose early reply arrives on the returned receiver.
+    pub fn new() -> (Self, oneshot::Receiver<Reply>) {
+        let (early, receiver) = EarlyReply::channel();
+        let scope = PushScope {
+            early,
+            kv_written: Arc::default(),
+        };
+        (scope, receiver)
+    }
+
+    /// Whether a call of this push has written kv (set, delete or increment) so far.
+    pub fn wrote_kv(&self) -> bool {
+        self.kv_written.load(Ordering::Acquire)
+    }
+
+    /// Records that a call of this push wrote kv.
+    pub(super) fn mark_kv_written(&self) {
+        self.kv_written.store(true, Ordering::Release);
+    }
+}
+
+/// The early answer of one push, shared by the calls of its chain: the first plugin to send
+/// one answers WeChat.
+#[derive(Debug, Clone, Default)]
+pub struct EarlyReply(Arc<Mutex<Option<oneshot::Sender<Reply>>>>);
+
+impl EarlyReply {
+    /// A slot whose reply arrives on the returned receiver.
+    pub fn channel() -> (Self, oneshot::Receiver<Reply>) {
+        let (sender, receiver) = oneshot::channel();
+        (EarlyReply(Arc::new(Mutex::new(Some(sender)))), receiver)
+    }
+
+    /// Hands `reply` over as the passive answer.
+    pub(super) fn send(&self, reply: Reply) -> Result<(), String> {
+        let sender = match self.0.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(sender) = sender else {
+            return Err("this message was already answered".into());
+        };
+        sender.send(reply).map_err(|_| {
+            "WeChat has been answered already (the passive budget ran out); return the reply \
+             instead and it is sent as a customer-service message"
+                .to_owned()
+        })
     }
 }
 

@@ -14,9 +14,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::bindings::wxhost::plugin::{
     config, early_reply, kv, log, raw_fields, types, wechat_api,
 };
-use super::capabilities::{EarlyReply, EarlyReplyImport, WechatApiImport};
+use super::capabilities::{EarlyReplyImport, WechatApiImport};
 use super::capture::Capture;
-use super::context::{CallContext, Caller};
+use super::context::{CallContext, Caller, PushScope};
 use super::imports::{ConfigImport, KvImport, LogImport, RawFieldsImport};
 use super::limits::Limits;
 use super::outbound::OutboundHttp;
@@ -105,12 +105,12 @@ pub struct PerCall {
 }
 
 impl PerCall {
-    /// The state of a call of `caller` on `message`, answering early into `early`, ending at
+    /// The state of a call of `caller` on `message` as part of the push `scope`, ending at
     /// `deadline`.
     fn new(
         caller: &Arc<Caller>,
         message: Arc<Message>,
-        early: EarlyReply,
+        scope: &PushScope,
         deadline: Instant,
     ) -> Self {
         PerCall {
@@ -118,8 +118,8 @@ impl PerCall {
             limiter: Limiter::new(caller.limits()),
             log: LogImport::new(caller),
             config: ConfigImport::new(caller),
-            kv: KvImport::new(caller),
-            early: EarlyReplyImport::new(caller, early),
+            kv: KvImport::new(caller, scope),
+            early: EarlyReplyImport::new(caller, scope.early.clone()),
             wechat_api: WechatApiImport::new(caller, &message, deadline),
             http: OutboundHttp::new(caller, deadline),
             raw_fields: RawFieldsImport::new(message),
@@ -142,14 +142,14 @@ pub struct CallState {
 }
 
 impl CallState {
-    /// Fresh state for calling `plugin` in `ctx` on `message`, ending at `deadline`: WASI with
-    /// nothing granted (no files, no environment, no sockets), output captured, HTTP and the
-    /// WeChat API only as granted.
+    /// Fresh state for calling `plugin` in `ctx` on `message` as part of the push `scope`,
+    /// ending at `deadline`: WASI with nothing granted (no files, no environment, no sockets),
+    /// output captured, HTTP and the WeChat API only as granted.
     pub fn new(
         plugin: Arc<str>,
         ctx: CallContext,
         message: Arc<Message>,
-        early: EarlyReply,
+        scope: &PushScope,
         deadline: Instant,
     ) -> Self {
         let limits = ctx.limits;
@@ -165,7 +165,7 @@ impl CallState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            call: PerCall::new(&caller, message, early, deadline),
+            call: PerCall::new(&caller, message, scope, deadline),
             caller,
             stdout,
             stderr,
@@ -179,17 +179,19 @@ impl CallState {
         self.caller.ctx.same_as(ctx)
     }
 
-    /// Prepares a kept instance for its next call on `message`, ending at `deadline`: the
-    /// per-call state starts over whole; WASI state and the guest's resources stay with the
-    /// instance.
-    pub fn begin_call(&mut self, message: Arc<Message>, early: EarlyReply, deadline: Instant) {
-        self.call = PerCall::new(&self.caller, message, early, deadline);
+    /// Prepares a kept instance for its next call on `message` in the push `scope`, ending at
+    /// `deadline`: the per-call state starts over whole; WASI state and the guest's resources
+    /// stay with the instance.
+    pub fn begin_call(&mut self, message: Arc<Message>, scope: &PushScope, deadline: Instant) {
+        self.call = PerCall::new(&self.caller, message, scope, deadline);
     }
 
-    /// Lets go of what belonged to the finished call (its early-reply slot) before the
-    /// instance is kept for the next one.
+    /// Lets go of what belonged to the finished call's push (its early-reply slot, its kv
+    /// mark) before the instance is kept for the next one; only the last message stays.
     pub fn end_call(&mut self) {
-        self.call.early.release();
+        let message = Arc::clone(self.call.raw_fields.message());
+        let deadline = self.call.deadline;
+        self.call = PerCall::new(&self.caller, message, &PushScope::default(), deadline);
     }
 
     /// The call's limits.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bindings::wxhost::plugin::{config, kv, log, raw_fields, types};
-use super::context::Caller;
+use super::context::{Caller, PushScope};
 use super::convert;
 use crate::storage;
 use crate::wechat::Message;
@@ -21,6 +21,11 @@ impl RawFieldsImport {
     /// The import for a call on `message`.
     pub fn new(message: Arc<Message>) -> Self {
         RawFieldsImport { message }
+    }
+
+    /// The message being handled.
+    pub fn message(&self) -> &Arc<Message> {
+        &self.message
     }
 }
 
@@ -97,18 +102,21 @@ impl config::Host for ConfigImport {
 }
 
 /// `kv`: the plugin's own namespace in its tenant, with key and value size caps and at most
-/// `kv_writes` writes per call.
+/// `kv_writes` writes per call; each write marks the push, which is then answered only once
+/// its writes are durable.
 #[derive(Debug)]
 pub struct KvImport {
     caller: Arc<Caller>,
+    scope: PushScope,
     writes: u32,
 }
 
 impl KvImport {
-    /// The import for one call of `caller`.
-    pub fn new(caller: &Arc<Caller>) -> Self {
+    /// The import for one call of `caller` in the push `scope`.
+    pub fn new(caller: &Arc<Caller>, scope: &PushScope) -> Self {
         KvImport {
             caller: Arc::clone(caller),
+            scope: scope.clone(),
             writes: 0,
         }
     }
@@ -121,6 +129,8 @@ impl KvImport {
             )));
         }
         self.writes += 1;
+        // Marked before the write: a write that fails half-way may still have happened.
+        self.scope.mark_kv_written();
         Ok(())
     }
 

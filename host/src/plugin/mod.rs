@@ -19,8 +19,7 @@ mod runtime;
 
 pub use allow_list::HostPattern;
 pub use cache::{Origin, wasm_hash};
-pub use capabilities::EarlyReply;
-pub use context::{ApiGrant, CallContext, HttpGrant};
+pub use context::{ApiGrant, CallContext, EarlyReply, HttpGrant, PushScope};
 pub use error::Error;
 pub use limits::{Limits, RuntimeLimits};
 pub use registry::{Registry, ScanReport, valid_name};

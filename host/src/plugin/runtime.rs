@@ -16,8 +16,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{Plugin as PluginBindings, PluginPre};
 use super::cache::{CompileCache, Origin, wasm_hash};
-use super::capabilities::EarlyReply;
-use super::context::CallContext;
+use super::context::{CallContext, PushScope};
 use super::convert;
 use super::error::Error;
 use super::host::{self, CallState};
@@ -297,20 +296,20 @@ impl Runtime {
         msg: &wechat::Message,
     ) -> CallReport {
         let msg = Arc::new(msg.clone());
-        self.call_with(plugin, ctx, None, &msg, EarlyReply::default())
+        self.call_with(plugin, ctx, None, &msg, &PushScope::default())
             .await
     }
 
     /// [`Runtime::call`] in an instance kept in `warm` when there is one (and keeping the
-    /// instance there afterwards when it may be), with `early` receiving a reply the plugin
-    /// sends before it returns.
+    /// instance there afterwards when it may be), as part of the push `scope` (which receives a
+    /// reply the plugin sends before it returns, and learns whether it wrote kv).
     pub async fn call_with(
         &self,
         plugin: &Plugin,
         ctx: &CallContext,
         warm: Option<&WarmInstances>,
         msg: &Arc<wechat::Message>,
-        early: EarlyReply,
+        scope: &PushScope,
     ) -> CallReport {
         let started = Instant::now();
         let limits = ctx.limits;
@@ -332,7 +331,7 @@ impl Runtime {
             }) => {
                 store
                     .data_mut()
-                    .begin_call(Arc::clone(msg), early, deadline);
+                    .begin_call(Arc::clone(msg), scope, deadline);
                 (store, Some(bindings), calls)
             }
             None => {
@@ -340,7 +339,7 @@ impl Runtime {
                     plugin.name.clone(),
                     ctx.clone(),
                     Arc::clone(msg),
-                    early,
+                    scope,
                     deadline,
                 );
                 (self.new_store(state), None, 0)
