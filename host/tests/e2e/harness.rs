@@ -24,6 +24,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("reply-kinds", wxhost_test_plugins::REPLY_KINDS),
     ("slow-counter", wxhost_test_plugins::SLOW_COUNTER),
     ("stock-quote", wxhost_test_plugins::STOCK_QUOTE),
+    ("visit-counter", wxhost_test_plugins::VISIT_COUNTER),
     ("capability-probe", wxhost_test_plugins::CAPABILITY_PROBE),
 ];
 
@@ -47,43 +48,7 @@ impl Server {
             std::fs::copy(path, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
         }
         write_config(dir.path(), config);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wxhost"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(dir.path().join("wxhost.toml"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("wxhost starts");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut logs) = sink.lock() {
-                    logs.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("reads the address line");
-        let addr = line
-            .trim()
-            .strip_prefix("wxhost listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first line {line:?}; logs: {}",
-                    logs.lock().map(|l| l.clone()).unwrap_or_default()
-                )
-            })
-            .parse()
-            .expect("an address");
+        let (child, addr, logs) = launch(dir.path());
         Server {
             child,
             addr,
@@ -91,6 +56,17 @@ impl Server {
             logs,
             http: wxhost::http_client::builder().build().expect("client"),
         }
+    }
+
+    /// Stops the server with `signal` (`KILL` for a crash, `TERM` for a clean stop), then starts
+    /// it again on the same directory (config, plugins, data).
+    pub fn restart(&mut self, signal: &str) {
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+        let (child, addr, logs) = launch(self.dir.path());
+        (self.child, self.addr, self.logs) = (child, addr, logs);
     }
 
     /// Replaces the config file (the server reloads it).
@@ -164,6 +140,48 @@ impl Server {
         std::thread::sleep(Duration::from_millis(50));
         (status, self.logs())
     }
+}
+
+/// Starts `wxhost serve` on the config in `dir`; returns the process, its address and its logs.
+fn launch(dir: &Path) -> (Child, SocketAddr, Arc<Mutex<String>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wxhost"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.join("wxhost.toml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wxhost starts");
+    let logs = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().expect("stderr");
+    let sink = Arc::clone(&logs);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut logs) = sink.lock() {
+                logs.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("reads the address line");
+    let addr = line
+        .trim()
+        .strip_prefix("wxhost listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "unexpected first line {line:?}; logs: {}",
+                logs.lock().map(|l| l.clone()).unwrap_or_default()
+            )
+        })
+        .parse()
+        .expect("an address");
+    (child, addr, logs)
 }
 
 impl Drop for Server {

@@ -6,6 +6,7 @@ mod harness;
 mod capabilities;
 mod chain;
 mod dedup;
+mod exactly_once;
 mod http;
 mod reload;
 mod tenants;
