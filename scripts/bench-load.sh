@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark, in one run on this machine: a bare axum hello-world, the native pipeline
-# (verify, decrypt, parse, dedup, encode, encrypt with a native echo, no plugins), and wxhost
-# with the echo plugin, each in plaintext and safe mode. The server is pinned to CPU 0 and the
-# load generator to CPU 1. The five runs repeat ROUNDS times, interleaved, because this
+# (verify, decrypt, parse, dedup, encode, encrypt with a native echo, no plugins), wxhost
+# with the echo plugin, each in plaintext and safe mode, and wxhost with visit-counter (a kv
+# write on every push, durable before the answer) in safe mode. The server is pinned to CPU 0 and the
+# load generator to CPU 1. The six runs repeat ROUNDS times, interleaved, because this
 # machine's speed drifts by ±20% within minutes: each run is compared with the hello-world run
 # of its own round, and the table gives the median over the rounds. Results: one JSON line per
 # run in target/bench/load.jsonl, and the tables on stdout.
@@ -42,6 +43,15 @@ encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 mode = "safe"
 [[tenants.plugins]]
 name = "echo"
+
+[[tenants]]
+id = "bench-kv"
+appid = "wxb11529c136998cb6"
+token = "pamtest"
+encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+mode = "safe"
+[[tenants.plugins]]
+name = "visit-counter"
 TOML
 
 # start_server CMD... : runs it on CPU 0 and sets $addr from its "listening on" line.
@@ -82,14 +92,15 @@ for round in $(seq 1 "$rounds"); do
 
     # A fresh server per mode, as for the native pipeline: the retry table of one run (every MsgId
     # is kept for dedup_ttl_secs) does not weigh on the next.
-    for mode in plain safe; do
+    for run in plain safe kv; do
+        rm -rf "$work/data"
         RUST_LOG=warn start_server target/release/wxhost serve --config "$work/wxhost.toml" --listen 127.0.0.1:0
         sleep 1 # plugins load
-        if [ "$mode" = plain ]; then
-            load bench plain "wxhost + echo plugin, plaintext"
-        else
-            load bench-safe safe "wxhost + echo plugin, safe mode"
-        fi
+        case $run in
+            plain) load bench plain "wxhost + echo plugin, plaintext" ;;
+            safe) load bench-safe safe "wxhost + echo plugin, safe mode" ;;
+            kv) load bench-kv safe "wxhost + visit-counter (kv), safe" ;;
+        esac
         stop_server
     done
 done
