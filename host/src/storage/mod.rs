@@ -6,6 +6,7 @@
 //! guest's request reaches a store); stores only keep data and expire it.
 
 mod memory;
+mod overlay;
 mod redb_store;
 
 use std::future::Future;
@@ -113,6 +114,33 @@ pub trait KvStore: Send + Sync + std::fmt::Debug + 'static {
     fn flush(&self) -> Result<()>;
     /// Drops expired entries (and expired facts); returns how many.
     fn purge_expired(&self) -> Result<usize>;
+    /// What the store has done since it was opened, for metrics (a store that keeps nothing on
+    /// disk reports zeros).
+    fn stats(&self) -> StorageStats {
+        StorageStats::default()
+    }
+}
+
+/// Counters of a store since it was opened, and its state now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Durable commits that succeeded.
+    pub commits: u64,
+    /// Writes (kv entries, facts, marks) they made durable; a key written twice before a
+    /// commit counts once.
+    pub committed_writes: u64,
+    /// Time spent in those commits, fsync included, in microseconds.
+    pub commit_micros: u64,
+    /// Commits (or purges) that failed.
+    pub failed_commits: u64,
+    /// Writes refused because the store could not commit.
+    pub refused_writes: u64,
+    /// Expired kv entries and facts forgotten.
+    pub purged: u64,
+    /// Writes accepted and not yet durable.
+    pub pending: u64,
+    /// Why the store cannot commit, while it cannot (writes are refused meanwhile).
+    pub failing: Option<String>,
 }
 
 /// A compact fact: a 16-byte key, a 16-byte value, and when it may be forgotten (seconds since the Unix epoch).
@@ -310,6 +338,40 @@ pub(crate) mod contract {
         now.fetch_add(1_000, Ordering::SeqCst);
         assert_eq!(store.purge_expired(), Ok(2));
         assert_eq!(store.get(&b, "stays"), Ok(Some(b"x".to_vec())));
+        store.flush().expect("flush");
+    }
+
+    /// The output of `future` if it is ready on its first poll.
+    pub fn ready_now(mut future: SyncFuture) -> Option<Result<()>> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    /// What [`KvStore::sync`] must do: resolve once the writes before it are durable, at once
+    /// when nothing is pending.
+    pub async fn sync(store: &dyn KvStore) {
+        let ns = Namespace::new("tenant-a", "sync");
+        assert_eq!(
+            ready_now(store.sync()),
+            Some(Ok(())),
+            "nothing pending: ready at once"
+        );
+        store.set(&ns, "a", b"1", None).expect("set");
+        assert_eq!(store.increment(&ns, "n", 3), Ok(3));
+        store.sync().await.expect("sync");
+        assert_eq!(store.get(&ns, "a"), Ok(Some(b"1".to_vec())));
+        assert_eq!(
+            ready_now(store.sync()),
+            Some(Ok(())),
+            "all durable: ready at once"
+        );
+        // Concurrent syncs all resolve.
+        store.set(&ns, "b", b"2", None).expect("set");
+        let (x, y) = tokio::join!(store.sync(), store.sync());
+        assert_eq!((x, y), (Ok(()), Ok(())));
         store.flush().expect("flush");
     }
 

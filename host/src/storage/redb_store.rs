@@ -1,21 +1,45 @@
-//! The embedded durable [`KvStore`]: one redb file under the data directory.
+//! The embedded durable [`KvStore`] and [`FactStore`]: one redb file under the data directory,
+//! written by one committer thread (group commit).
 //!
-//! Writes commit without fsync ([`redb::Durability::None`]) so a message never waits on the
-//! disk; [`KvStore::flush`] commits durably, and the server calls it every second and at
-//! shutdown. A crash of the machine can lose at most the writes since the last flush.
+//! A write never waits on the disk or on redb's write lock: it goes into the in-memory
+//! [`Overlay`], which reads (and the read half of `increment`/`delete`) consult before the
+//! database. The committer takes everything pending, writes it in one transaction with
+//! [`Durability::Immediate`] (one fsync for everything that arrived meanwhile), then retires
+//! what it wrote. It commits when someone waits ([`KvStore::sync`], [`KvStore::flush`]) and
+//! at least every second on its own, so writes nobody waits for (late replies, tokens) are
+//! durable within a second.
+//!
+//! When a commit fails, every waiting `sync` gets the error, writes are refused (plugins see
+//! `kv::Error::Unavailable`) and the pending batch is **kept**: reads still see it, and the
+//! committer retries it (reopening the database, which redb requires after an I/O error) after
+//! 50 ms, doubling up to a second, and at once when someone syncs (at most every 50 ms). The
+//! first commit that succeeds makes the whole batch durable and accepts writes again. Nothing
+//! accepted is dropped unless the process ends while the store cannot commit.
+//!
+//! Expiry: kv entries with a TTL and facts are indexed by their expiry, so forgetting expired
+//! ones deletes a range of the index (and the entries it names) in small non-durable
+//! transactions between commits, never a scan of the table.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-
-use super::{
-    Clock, Entry, Error, Fact, FactStore, KvStore, Namespace, Result, SyncFuture, new_secret,
-    system_clock,
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("plugin_kv");
+use super::overlay::{Batch, Overlay};
+use super::{
+    Clock, Entry, Error, Fact, FactStore, KvStore, Namespace, Result, StorageStats, SyncFuture,
+    new_secret, system_clock,
+};
+
+/// Plugin kv: `tenant NUL plugin NUL key` → `expiry ‖ value`.
+const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("plugin_kv");
+/// (expiry ms, kv key) for every kv entry with a TTL.
+const KV_EXPIRY: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("plugin_kv_expiry");
 /// Fact key → until.
 const FACTS: TableDefinition<[u8; 16], i64> = TableDefinition::new("facts");
 /// (until, fact key) → value: live facts are one range, expired ones another.
@@ -23,15 +47,29 @@ const FACTS_BY_UNTIL: TableDefinition<(i64, [u8; 16]), [u8; 16]> =
     TableDefinition::new("facts_by_until");
 /// Marks kept with the facts.
 const MARKS: TableDefinition<&str, i64> = TableDefinition::new("marks");
-/// The store's own settings: the fact secret.
+/// The store's own settings.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The fact secret (32 bytes).
 const SECRET: &str = "fact_secret";
+/// Present once `KV_EXPIRY` indexes every kv entry (a database written before the index gets
+/// it built once, at open).
+const KV_EXPIRY_BUILT: &str = "plugin_kv_expiry_built";
 
-/// A [`KvStore`] in a redb database file.
+/// How often the committer commits on its own, and forgets expired entries.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// The first wait before retrying a failed commit; it doubles up to `RETRY_MAX`.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+/// Expired kv entries, and expired facts, deleted per purge transaction.
+const PURGE_CHUNK: usize = 1024;
+
+/// Opens the database (again, after a failure).
+type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// A [`KvStore`] and [`FactStore`] in a redb database file.
 pub struct RedbKv {
-    db: Arc<Database>,
-    secret: [u8; 32],
-    clock: Clock,
+    shared: Arc<Shared>,
+    committer: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RedbKv {
@@ -40,8 +78,74 @@ impl std::fmt::Debug for RedbKv {
     }
 }
 
+/// What the handle and the committer share.
+struct Shared {
+    overlay: Overlay,
+    /// `None` while it is reopened after a failure.
+    db: RwLock<Option<Arc<Database>>>,
+    opener: Opener,
+    clock: Clock,
+    secret: [u8; 32],
+    commit_every: Duration,
+    /// Every write numbered below this is durable (changed with `control` held).
+    durable: AtomicU64,
+    /// The last commit failed (and none succeeded since): writes are refused.
+    failing: AtomicBool,
+    failure: Mutex<Option<String>>,
+    control: Mutex<Control>,
+    wake: Condvar,
+    stats: Counters,
+}
+
+/// Who waits for the committer, and whether it should stop.
+#[derive(Default)]
+struct Control {
+    waiters: Vec<Waiter>,
+    purges: Vec<Box<dyn FnOnce(Result<usize>) + Send>>,
+    stop: bool,
+    /// The committer is gone: nothing more will be committed.
+    stopped: bool,
+}
+
+/// Someone waiting until every write numbered below `want` is durable.
+struct Waiter {
+    want: u64,
+    done: Box<dyn FnOnce(Result<()>) + Send>,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    committed_writes: AtomicU64,
+    commit_micros: AtomicU64,
+    failed_commits: AtomicU64,
+    refused_writes: AtomicU64,
+    purged: AtomicU64,
+}
+
 fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
+}
+
+fn stopped() -> Error {
+    Error::Backend("the storage committer has stopped".into())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section below leaves its data whole; a panic elsewhere does not matter.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Seconds since the epoch from the clock's milliseconds.
+fn now_secs(now_ms: u64) -> i64 {
+    i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)
+}
+
+/// The expiry in a stored kv value (0 = never, or unreadable).
+fn stored_expiry(bytes: &[u8]) -> u64 {
+    bytes
+        .first_chunk::<8>()
+        .map_or(0, |header| u64::from_be_bytes(*header))
 }
 
 impl RedbKv {
@@ -52,149 +156,483 @@ impl RedbKv {
 
     /// [`RedbKv::open`] reading time from `clock`.
     pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Self> {
+        RedbKv::open_with(path, clock, COMMIT_EVERY)
+    }
+
+    /// [`RedbKv::open_with_clock`], committing on its own every `commit_every`.
+    fn open_with(path: &Path, clock: Clock, commit_every: Duration) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(backend)?;
         }
-        let db = Database::create(path).map_err(backend)?;
-        let txn = db.begin_write().map_err(backend)?;
-        txn.open_table(TABLE).map_err(backend)?;
+        let path = path.to_path_buf();
+        RedbKv::start(
+            Box::new(move || Database::create(&path)),
+            clock,
+            commit_every,
+        )
+    }
+
+    /// Opens the database with `opener` and starts the committer.
+    fn start(opener: Opener, clock: Clock, commit_every: Duration) -> Result<Self> {
+        let db = opener().map_err(backend)?;
+        let secret = prepare(&db)?;
+        let shared = Arc::new(Shared {
+            overlay: Overlay::new(),
+            db: RwLock::new(Some(Arc::new(db))),
+            opener,
+            clock,
+            secret,
+            commit_every,
+            durable: AtomicU64::new(1),
+            failing: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            control: Mutex::default(),
+            wake: Condvar::new(),
+            stats: Counters::default(),
+        });
+        let committer = std::thread::Builder::new()
+            .name("wxhost-kv-commit".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || shared.run_committer()
+            })
+            .map_err(backend)?;
+        Ok(RedbKv {
+            shared,
+            committer: Some(committer),
+        })
+    }
+}
+
+impl Drop for RedbKv {
+    /// Commits what is pending and stops the committer.
+    fn drop(&mut self) {
+        lock(&self.shared.control).stop = true;
+        self.shared.wake.notify_all();
+        if let Some(committer) = self.committer.take()
+            && committer.join().is_err()
+        {
+            tracing::error!("the plugin storage committer panicked");
+        }
+    }
+}
+
+/// Creates the tables, the fact secret and the expiry index if missing; returns the secret.
+fn prepare(db: &Database) -> Result<[u8; 32]> {
+    let txn = db.begin_write().map_err(backend)?;
+    let secret = {
+        let kv = txn.open_table(KV).map_err(backend)?;
+        let mut expiry = txn.open_table(KV_EXPIRY).map_err(backend)?;
         txn.open_table(FACTS).map_err(backend)?;
         txn.open_table(FACTS_BY_UNTIL).map_err(backend)?;
         txn.open_table(MARKS).map_err(backend)?;
-        let secret = {
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            let stored = meta
-                .get(SECRET)
-                .map_err(backend)?
-                .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
-            match stored {
-                Some(secret) => secret,
-                None => {
-                    let secret = new_secret();
-                    meta.insert(SECRET, secret.as_slice()).map_err(backend)?;
-                    secret
+        let mut meta = txn.open_table(META).map_err(backend)?;
+        if meta.get(KV_EXPIRY_BUILT).map_err(backend)?.is_none() {
+            for row in kv.iter().map_err(backend)? {
+                let (key, value) = row.map_err(backend)?;
+                let at = stored_expiry(value.value());
+                if at != 0 {
+                    expiry.insert((at, key.value()), ()).map_err(backend)?;
                 }
             }
-        };
-        txn.commit().map_err(backend)?;
-        Ok(RedbKv {
-            db: Arc::new(db),
-            secret,
-            clock,
-        })
+            meta.insert(KV_EXPIRY_BUILT, [1u8].as_slice())
+                .map_err(backend)?;
+        }
+        let stored = meta
+            .get(SECRET)
+            .map_err(backend)?
+            .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+        match stored {
+            Some(secret) => secret,
+            None => {
+                let secret = new_secret();
+                meta.insert(SECRET, secret.as_slice()).map_err(backend)?;
+                secret
+            }
+        }
+    };
+    txn.commit().map_err(backend)?;
+    Ok(secret)
+}
+
+impl Shared {
+    fn database(&self) -> Result<Arc<Database>> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| Error::Backend("storage is being reopened after a failed commit".into()))
     }
 
-    /// Runs `f` in a write transaction committed without fsync.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>) -> Result<T>,
-    ) -> Result<T> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::None).map_err(backend)?;
-        let out = {
-            let mut table = txn.open_table(TABLE).map_err(backend)?;
-            f(&mut table)?
-        };
-        txn.commit().map_err(backend)?;
-        Ok(out)
-    }
-
-    fn read_entry(
-        table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-        key: &[u8],
-    ) -> Result<Option<Entry>> {
+    /// The committed entry at `key`, live or not.
+    fn read(&self, key: &[u8]) -> Result<Option<Entry>> {
+        let db = self.database()?;
+        let txn = db.begin_read().map_err(backend)?;
+        let table = txn.open_table(KV).map_err(backend)?;
         match table.get(key).map_err(backend)? {
             Some(guard) => Entry::decode(guard.value()).map(Some),
             None => Ok(None),
         }
     }
-}
 
-impl KvStore for RedbKv {
-    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
-        let now = (self.clock)();
-        let txn = self.db.begin_read().map_err(backend)?;
-        let table = txn.open_table(TABLE).map_err(backend)?;
-        Ok(Self::read_entry(&table, &ns.storage_key(key))?
-            .filter(|e| e.is_live(now))
-            .map(|e| e.value))
+    /// Refuses writes while the store cannot commit.
+    fn writable(&self) -> Result<()> {
+        if !self.failing.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.stats.refused_writes.fetch_add(1, Ordering::Relaxed);
+        let reason = lock(&self.failure).clone().unwrap_or_default();
+        Err(Error::Backend(format!("storage cannot commit: {reason}")))
     }
 
-    fn set(&self, ns: &Namespace, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        let entry = Entry::new(value, ttl, (self.clock)());
-        let key = ns.storage_key(key);
-        self.write(|t| {
-            t.insert(key.as_slice(), entry.encode().as_slice())
-                .map_err(backend)?;
-            Ok(())
-        })
+    /// Calls `done` once every write accepted so far is durable (or the commit meant to make
+    /// them durable failed); returns the answer instead when it is known now.
+    fn when_durable(&self, done: impl FnOnce(Result<()>) + Send + 'static) -> Option<Result<()>> {
+        let want = self.overlay.next_seq();
+        if self.durable.load(Ordering::SeqCst) >= want {
+            return Some(Ok(()));
+        }
+        let mut control = lock(&self.control);
+        if self.durable.load(Ordering::SeqCst) >= want {
+            return Some(Ok(()));
+        }
+        if control.stopped {
+            return Some(Err(stopped()));
+        }
+        control.waiters.push(Waiter {
+            want,
+            done: Box::new(done),
+        });
+        drop(control);
+        self.wake.notify_one();
+        None
     }
 
-    fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
-        let now = (self.clock)();
-        let key = ns.storage_key(key);
-        self.write(|t| {
-            let removed = t.remove(key.as_slice()).map_err(backend)?;
-            match removed {
-                Some(guard) => Ok(Entry::decode(guard.value())?.is_live(now)),
-                None => Ok(false),
+    /// The committer's loop, until the store is dropped.
+    fn run_committer(&self) {
+        let _stopped = StopGuard(self);
+        let mut next_periodic = Instant::now() + self.commit_every;
+        let mut last_attempt: Option<Instant> = None;
+        let mut backoff = RETRY_MIN;
+        let mut purge_backlog = false;
+        loop {
+            let (stop, purge_asked) =
+                self.wait_for_work(next_periodic, last_attempt, purge_backlog);
+            let started = Instant::now();
+            let periodic = started >= next_periodic;
+            last_attempt = Some(started);
+            match self.commit() {
+                Ok(target) => {
+                    backoff = RETRY_MIN;
+                    self.recovered();
+                    self.resolve(target);
+                    if periodic {
+                        next_periodic = started + self.commit_every;
+                    }
+                    if periodic || purge_backlog || purge_asked {
+                        match self.purge(purge_asked) {
+                            Ok((purged, more)) => {
+                                purge_backlog = more;
+                                if purge_asked {
+                                    self.resolve_purges(purged);
+                                }
+                            }
+                            Err(e) => {
+                                purge_backlog = false;
+                                self.fail(&format!("purge failed: {e}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    purge_backlog = false;
+                    self.fail(&format!("commit failed: {e}"));
+                    next_periodic = started + backoff;
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
             }
-        })
+            if stop {
+                return;
+            }
+        }
     }
 
-    fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64> {
-        let now = (self.clock)();
-        let key = ns.storage_key(key);
-        self.write(|t| {
-            let current = Self::read_entry(t, &key)?.filter(|e| e.is_live(now));
-            let (value, entry) = Entry::incremented(current, delta)?;
-            t.insert(key.as_slice(), entry.encode().as_slice())
-                .map_err(backend)?;
-            Ok(value)
-        })
+    /// Waits until a commit is due: someone waits (no sooner than `RETRY_MIN` after a failed
+    /// attempt), expired entries are left to purge, the periodic commit is due, or the store
+    /// stops. Returns whether it stops and whether a purge was asked for.
+    fn wait_for_work(
+        &self,
+        next_periodic: Instant,
+        last_attempt: Option<Instant>,
+        purge_backlog: bool,
+    ) -> (bool, bool) {
+        let mut control = lock(&self.control);
+        loop {
+            let now = Instant::now();
+            let failing = self.failing.load(Ordering::Acquire);
+            let wanted = !control.waiters.is_empty()
+                || !control.purges.is_empty()
+                || (purge_backlog && !failing);
+            let earliest = match last_attempt {
+                Some(at) if failing => at + RETRY_MIN,
+                _ => now,
+            };
+            if control.stop || now >= next_periodic || (wanted && now >= earliest) {
+                return (control.stop, !control.purges.is_empty());
+            }
+            let until = if wanted {
+                earliest.min(next_periodic)
+            } else {
+                next_periodic
+            };
+            control = self
+                .wake
+                .wait_timeout(control, until - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
-    fn sync(&self) -> SyncFuture {
-        let db = Arc::clone(&self.db);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || durable_commit(&db))
-                .await
-                .map_err(backend)?
-        })
-    }
-
-    fn flush(&self) -> Result<()> {
-        durable_commit(&self.db)
-    }
-
-    fn purge_expired(&self) -> Result<usize> {
-        let now = (self.clock)();
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::None).map_err(backend)?;
-        let facts = purge_facts(&txn, now_secs(now), usize::MAX)?;
+    /// Commits everything pending in one durable transaction; returns the batch's target.
+    fn commit(&self) -> Result<u64> {
+        let batch = self.overlay.snapshot();
+        let failing = self.failing.load(Ordering::Acquire);
+        if batch.is_empty() && !failing {
+            return Ok(batch.target);
+        }
+        let started = Instant::now();
+        let db = if failing {
+            self.reopen()?
+        } else {
+            self.database()?
+        };
+        let mut txn = db.begin_write().map_err(backend)?;
+        txn.set_durability(Durability::Immediate).map_err(backend)?;
+        apply(&txn, &batch)?;
         txn.commit().map_err(backend)?;
-        Ok(facts
-            + self.write(|t| {
-                let mut purged = 0;
-                t.retain(|_, v| {
-                    let live = Entry::decode(v).map_or(true, |e| e.is_live(now));
-                    purged += usize::from(!live);
-                    live
-                })
-                .map_err(backend)?;
-                Ok(purged)
-            })?)
+        self.overlay.retire(&batch);
+        let stats = &self.stats;
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats
+            .committed_writes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.commit_micros.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(batch.target)
+    }
+
+    /// Drops the database handle and opens the file again (redb refuses every operation after
+    /// an I/O error until then). Fails while a reader still holds the old handle.
+    fn reopen(&self) -> Result<Arc<Database>> {
+        let slot = || self.db.write().unwrap_or_else(PoisonError::into_inner);
+        // Readers get an error while the file is opened (a repair may take a while).
+        *slot() = None;
+        let db = Arc::new((self.opener)().map_err(backend)?);
+        *slot() = Some(Arc::clone(&db));
+        Ok(db)
+    }
+
+    /// Every write numbered below `target` is durable: wakes those who waited for them.
+    fn resolve(&self, target: u64) {
+        let ready: Vec<Waiter> = {
+            let mut control = lock(&self.control);
+            self.durable.fetch_max(target, Ordering::SeqCst);
+            let (ready, rest) = std::mem::take(&mut control.waiters)
+                .into_iter()
+                .partition(|w| w.want <= target);
+            control.waiters = rest;
+            ready
+        };
+        for waiter in ready {
+            (waiter.done)(Ok(()));
+        }
+    }
+
+    fn resolve_purges(&self, purged: usize) {
+        let purges = std::mem::take(&mut lock(&self.control).purges);
+        for done in purges {
+            done(Ok(purged));
+        }
+    }
+
+    /// A commit (or purge) failed: refuse writes, and fail everyone waiting.
+    fn fail(&self, reason: &str) {
+        self.stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.failure) = Some(reason.to_owned());
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                pending = self.overlay.len(),
+                "plugin storage cannot commit: {reason}; writes are refused until a commit \
+                 succeeds, and the pending ones are kept and retried"
+            );
+        }
+        let (waiters, purges) = {
+            let mut control = lock(&self.control);
+            (
+                std::mem::take(&mut control.waiters),
+                std::mem::take(&mut control.purges),
+            )
+        };
+        let error = || Error::Backend(reason.to_owned());
+        for waiter in waiters {
+            (waiter.done)(Err(error()));
+        }
+        for done in purges {
+            done(Err(error()));
+        }
+    }
+
+    /// A commit succeeded: accept writes again if they were refused.
+    fn recovered(&self) {
+        if self.failing.swap(false, Ordering::AcqRel) {
+            *lock(&self.failure) = None;
+            tracing::info!("plugin storage commits again; writes are accepted");
+        }
+    }
+
+    /// Forgets expired kv entries and facts, one chunk (or, when `all`, every chunk); returns
+    /// how many and whether more are left.
+    fn purge(&self, all: bool) -> Result<(usize, bool)> {
+        let mut total = 0;
+        loop {
+            let now = (self.clock)();
+            let db = self.database()?;
+            let mut txn = db.begin_write().map_err(backend)?;
+            // Losing a purge in a crash only means purging again.
+            txn.set_durability(Durability::None).map_err(backend)?;
+            let (kv, kv_more) = purge_kv(&txn, now, PURGE_CHUNK)?;
+            let (facts, facts_more) = purge_facts(&txn, now_secs(now), PURGE_CHUNK)?;
+            txn.commit().map_err(backend)?;
+            let purged = kv + facts;
+            self.stats
+                .purged
+                .fetch_add(purged as u64, Ordering::Relaxed);
+            total += purged;
+            let more = kv_more || facts_more;
+            if !(all && more) {
+                return Ok((total, more));
+            }
+        }
     }
 }
 
-/// Seconds since the epoch from the clock's milliseconds.
-fn now_secs(now_ms: u64) -> i64 {
-    i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)
+/// Marks the committer stopped when it returns (or panics), failing whoever still waits.
+struct StopGuard<'a>(&'a Shared);
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        let (waiters, purges) = {
+            let mut control = lock(&shared.control);
+            control.stopped = true;
+            (
+                std::mem::take(&mut control.waiters),
+                std::mem::take(&mut control.purges),
+            )
+        };
+        for waiter in waiters {
+            (waiter.done)(Err(stopped()));
+        }
+        for done in purges {
+            done(Err(stopped()));
+        }
+        let lost = shared.overlay.len();
+        if lost > 0 {
+            tracing::error!(
+                lost,
+                "plugin storage stopped with writes it could not commit; they are lost"
+            );
+        }
+    }
+}
+
+/// Writes `batch` in `txn`, keeping the expiry indexes exact.
+fn apply(txn: &WriteTransaction, batch: &Batch) -> Result<()> {
+    if batch.kv.iter().any(|shard| !shard.is_empty()) {
+        let mut kv = txn.open_table(KV).map_err(backend)?;
+        let mut expiry = txn.open_table(KV_EXPIRY).map_err(backend)?;
+        for (key, pending, _) in batch.kv.iter().flatten() {
+            let key = key.as_slice();
+            let old = match pending {
+                Some(entry) => kv.insert(key, entry.encode().as_slice()),
+                None => kv.remove(key),
+            }
+            .map_err(backend)?
+            .map(|guard| stored_expiry(guard.value()));
+            if let Some(at) = old.filter(|&at| at != 0) {
+                expiry.remove((at, key)).map_err(backend)?;
+            }
+            if let Some(entry) = pending
+                && entry.expires_at_ms != 0
+            {
+                expiry
+                    .insert((entry.expires_at_ms, key), ())
+                    .map_err(backend)?;
+            }
+        }
+    }
+    if !batch.facts.is_empty() {
+        let mut by_key = txn.open_table(FACTS).map_err(backend)?;
+        let mut by_until = txn.open_table(FACTS_BY_UNTIL).map_err(backend)?;
+        for (fact, _) in &batch.facts {
+            let old = by_key
+                .insert(fact.key, fact.until)
+                .map_err(backend)?
+                .map(|guard| guard.value());
+            if let Some(old) = old {
+                by_until.remove((old, fact.key)).map_err(backend)?;
+            }
+            by_until
+                .insert((fact.until, fact.key), fact.value)
+                .map_err(backend)?;
+        }
+    }
+    if !batch.marks.is_empty() {
+        let mut marks = txn.open_table(MARKS).map_err(backend)?;
+        for (name, value, _) in &batch.marks {
+            marks.insert(name.as_str(), *value).map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes at most `limit` kv entries whose expiry is `now` or earlier: a range of the expiry
+/// index, and one delete each; returns how many and whether the limit was reached.
+fn purge_kv(txn: &WriteTransaction, now: u64, limit: usize) -> Result<(usize, bool)> {
+    let mut kv = txn.open_table(KV).map_err(backend)?;
+    let mut expiry = txn.open_table(KV_EXPIRY).map_err(backend)?;
+    let expired = expiry
+        .extract_from_if(..(now.saturating_add(1), &[][..]), |_, _| true)
+        .map_err(backend)?
+        .take(limit)
+        .map(|row| {
+            row.map(|(k, _)| {
+                let (at, key) = k.value();
+                (at, key.to_vec())
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let mut purged = 0;
+    for (at, key) in &expired {
+        let current = kv
+            .get(key.as_slice())
+            .map_err(backend)?
+            .map(|guard| stored_expiry(guard.value()));
+        if current == Some(*at) {
+            kv.remove(key.as_slice()).map_err(backend)?;
+            purged += 1;
+        }
+    }
+    Ok((purged, expired.len() == limit))
 }
 
 /// Forgets at most `limit` facts whose `until` is `now` or earlier: a range of the expiry
-/// index, and one delete each in the key table; returns how many.
-fn purge_facts(txn: &redb::WriteTransaction, now: i64, limit: usize) -> Result<usize> {
+/// index, and one delete each in the key table; returns how many and whether the limit was
+/// reached.
+fn purge_facts(txn: &WriteTransaction, now: i64, limit: usize) -> Result<(usize, bool)> {
     let mut by_key = txn.open_table(FACTS).map_err(backend)?;
     let mut by_until = txn.open_table(FACTS_BY_UNTIL).map_err(backend)?;
     let expired = by_until
@@ -210,41 +648,125 @@ fn purge_facts(txn: &redb::WriteTransaction, now: i64, limit: usize) -> Result<u
             by_key.remove(key).map_err(backend)?;
         }
     }
-    Ok(expired.len())
+    Ok((expired.len(), expired.len() == limit))
 }
 
-/// An empty durable commit: every earlier commit becomes durable with it.
-fn durable_commit(db: &Database) -> Result<()> {
-    let mut txn = db.begin_write().map_err(backend)?;
-    txn.set_durability(Durability::Immediate).map_err(backend)?;
-    txn.commit().map_err(backend)
+impl KvStore for RedbKv {
+    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
+        let shared = &self.shared;
+        let now = (shared.clock)();
+        let key = ns.storage_key(key);
+        let entry = match shared.overlay.get(&key) {
+            Some(pending) => pending,
+            None => shared.read(&key)?,
+        };
+        Ok(entry.filter(|e| e.is_live(now)).map(|e| e.value))
+    }
+
+    fn set(&self, ns: &Namespace, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        let shared = &self.shared;
+        shared.writable()?;
+        let entry = Entry::new(value, ttl, (shared.clock)());
+        shared.overlay.set(ns.storage_key(key), Some(entry));
+        Ok(())
+    }
+
+    fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
+        let shared = &self.shared;
+        shared.writable()?;
+        let now = (shared.clock)();
+        shared
+            .overlay
+            .update(ns.storage_key(key), |key, pending| match pending {
+                Some(Some(entry)) => Ok((entry.is_live(now), Some(None))),
+                Some(None) => Ok((false, None)),
+                None => match shared.read(key)? {
+                    Some(entry) => Ok((entry.is_live(now), Some(None))),
+                    None => Ok((false, None)),
+                },
+            })
+    }
+
+    fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64> {
+        let shared = &self.shared;
+        shared.writable()?;
+        let now = (shared.clock)();
+        shared.overlay.update(ns.storage_key(key), |key, pending| {
+            let current = match pending {
+                Some(pending) => pending.clone(),
+                None => shared.read(key)?,
+            };
+            let (value, entry) = Entry::incremented(current.filter(|e| e.is_live(now)), delta)?;
+            Ok((value, Some(Some(entry))))
+        })
+    }
+
+    fn sync(&self) -> SyncFuture {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match self.shared.when_durable(move |result| {
+            let _ = tx.send(result);
+        }) {
+            Some(now) => Box::pin(std::future::ready(now)),
+            None => Box::pin(async move { rx.await.unwrap_or_else(|_| Err(stopped())) }),
+        }
+    }
+
+    fn flush(&self) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        match self.shared.when_durable(move |result| {
+            let _ = tx.send(result);
+        }) {
+            Some(now) => now,
+            None => rx.recv().unwrap_or_else(|_| Err(stopped())),
+        }
+    }
+
+    /// Commits what is pending, then forgets every expired entry and fact (the committer also
+    /// does this on its own every second, so the count leaves out what it already forgot).
+    fn purge_expired(&self) -> Result<usize> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let mut control = lock(&self.shared.control);
+            if control.stopped {
+                return Err(stopped());
+            }
+            control.purges.push(Box::new(move |result| {
+                let _ = tx.send(result);
+            }));
+        }
+        self.shared.wake.notify_one();
+        rx.recv().unwrap_or_else(|_| Err(stopped()))
+    }
+
+    fn stats(&self) -> StorageStats {
+        let shared = &self.shared;
+        let stats = &shared.stats;
+        StorageStats {
+            commits: stats.commits.load(Ordering::Relaxed),
+            committed_writes: stats.committed_writes.load(Ordering::Relaxed),
+            commit_micros: stats.commit_micros.load(Ordering::Relaxed),
+            failed_commits: stats.failed_commits.load(Ordering::Relaxed),
+            refused_writes: stats.refused_writes.load(Ordering::Relaxed),
+            purged: stats.purged.load(Ordering::Relaxed),
+            pending: shared.overlay.len() as u64,
+            failing: lock(&shared.failure).clone(),
+        }
+    }
 }
 
 impl FactStore for RedbKv {
     fn put(&self, facts: &[Fact]) -> Result<()> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::None).map_err(backend)?;
-        {
-            let mut by_key = txn.open_table(FACTS).map_err(backend)?;
-            let mut by_until = txn.open_table(FACTS_BY_UNTIL).map_err(backend)?;
-            for fact in facts {
-                let old = by_key
-                    .insert(fact.key, fact.until)
-                    .map_err(backend)?
-                    .map(|g| g.value());
-                if let Some(old) = old {
-                    by_until.remove((old, fact.key)).map_err(backend)?;
-                }
-                by_until
-                    .insert((fact.until, fact.key), fact.value)
-                    .map_err(backend)?;
-            }
-        }
-        txn.commit().map_err(backend)
+        self.shared.writable()?;
+        self.shared.overlay.put_facts(facts);
+        Ok(())
     }
 
     fn live(&self, now: i64) -> Result<Vec<Fact>> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let shared = &self.shared;
+        // The overlay first: what leaves it meanwhile is committed before the read below.
+        let pending = shared.overlay.facts();
+        let db = shared.database()?;
+        let txn = db.begin_read().map_err(backend)?;
         let by_until = txn.open_table(FACTS_BY_UNTIL).map_err(backend)?;
         let mut out = Vec::new();
         for row in by_until
@@ -253,7 +775,7 @@ impl FactStore for RedbKv {
         {
             let (k, v) = row.map_err(backend)?;
             let (until, key) = k.value();
-            if until > now {
+            if until > now && !pending.contains_key(&key) {
                 out.push(Fact {
                     key,
                     value: v.value(),
@@ -261,62 +783,31 @@ impl FactStore for RedbKv {
                 });
             }
         }
+        out.extend(pending.into_values().filter(|f| f.until > now));
         Ok(out)
     }
 
     fn secret(&self) -> Result<[u8; 32]> {
-        Ok(self.secret)
+        Ok(self.shared.secret)
     }
 
     fn set_mark(&self, name: &str, value: i64) -> Result<()> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::None).map_err(backend)?;
-        txn.open_table(MARKS)
-            .map_err(backend)?
-            .insert(name, value)
-            .map_err(backend)?;
-        txn.commit().map_err(backend)
+        self.shared.writable()?;
+        self.shared.overlay.set_mark(name, value);
+        Ok(())
     }
 
     fn mark(&self, name: &str) -> Result<Option<i64>> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let shared = &self.shared;
+        if let Some(value) = shared.overlay.mark(name) {
+            return Ok(Some(value));
+        }
+        let db = shared.database()?;
+        let txn = db.begin_read().map_err(backend)?;
         let marks = txn.open_table(MARKS).map_err(backend)?;
         Ok(marks.get(name).map_err(backend)?.map(|g| g.value()))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::contract;
-    use super::*;
-
-    #[test]
-    fn redb_store_meets_the_contract() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (clock, now) = contract::manual_clock();
-        let store = RedbKv::open_with_clock(&dir.path().join("kv.redb"), clock).expect("open");
-        contract::run(&store, &now);
-    }
-
-    #[test]
-    fn redb_facts_meet_the_contract() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (clock, now) = contract::manual_clock();
-        let store = RedbKv::open_with_clock(&dir.path().join("kv.redb"), clock).expect("open");
-        contract::facts(&store, &store, &now);
-    }
-
-    #[test]
-    fn data_survives_reopening() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("nested/kv.redb");
-        let ns = Namespace::new("t", "p");
-        {
-            let store = RedbKv::open(&path).expect("open");
-            store.set(&ns, "k", b"kept", None).expect("set");
-            store.flush().expect("flush");
-        }
-        let store = RedbKv::open(&path).expect("reopen");
-        assert_eq!(store.get(&ns, "k"), Ok(Some(b"kept".to_vec())));
-    }
-}
+mod tests;
