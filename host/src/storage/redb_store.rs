@@ -315,6 +315,8 @@ impl Shared {
         let mut last_attempt: Option<Instant> = None;
         let mut backoff = RETRY_MIN;
         let mut purge_backlog = false;
+        // What the purge chunks since the oldest unanswered `purge_expired` forgot.
+        let mut purged_for_callers = 0;
         loop {
             let (stop, purge_asked) =
                 self.wait_for_work(next_periodic, last_attempt, purge_backlog);
@@ -329,16 +331,23 @@ impl Shared {
                     if periodic {
                         next_periodic = started + self.commit_every;
                     }
+                    // One chunk per round, so syncs wait for one chunk at most; a backlog
+                    // (or a caller) brings the next round at once.
                     if periodic || purge_backlog || purge_asked {
-                        match self.purge(purge_asked) {
+                        match self.purge_chunk() {
                             Ok((purged, more)) => {
                                 purge_backlog = more;
                                 if purge_asked {
-                                    self.resolve_purges(purged);
+                                    purged_for_callers += purged;
+                                    if !more {
+                                        self.resolve_purges(purged_for_callers);
+                                        purged_for_callers = 0;
+                                    }
                                 }
                             }
                             Err(e) => {
                                 purge_backlog = false;
+                                purged_for_callers = 0;
                                 self.fail(&format!("purge failed: {e}"));
                             }
                         }
@@ -346,6 +355,7 @@ impl Shared {
                 }
                 Err(e) => {
                     purge_backlog = false;
+                    purged_for_callers = 0;
                     self.fail(&format!("commit failed: {e}"));
                     next_periodic = started + backoff;
                     backoff = (backoff * 2).min(RETRY_MAX);
@@ -492,38 +502,34 @@ impl Shared {
         }
     }
 
-    /// Forgets expired kv entries and facts, one chunk (or, when `all`, every chunk); returns
-    /// how many and whether more are left.
-    fn purge(&self, all: bool) -> Result<(usize, bool)> {
-        let mut total = 0;
-        loop {
-            let now = (self.clock)();
-            let db = self.database()?;
-            let mut txn = db.begin_write().map_err(backend)?;
-            // Losing a purge in a crash only means purging again.
-            txn.set_durability(Durability::None).map_err(backend)?;
-            let (kv, kv_more) = purge_kv(&txn, now, PURGE_CHUNK)?;
-            let (facts, facts_more) = purge_facts(&txn, now_secs(now), PURGE_CHUNK)?;
-            txn.commit().map_err(backend)?;
-            let purged = kv + facts;
-            self.stats
-                .purged
-                .fetch_add(purged as u64, Ordering::Relaxed);
-            total += purged;
-            let more = kv_more || facts_more;
-            if !(all && more) {
-                return Ok((total, more));
-            }
-        }
+    /// Forgets at most `PURGE_CHUNK` expired kv entries and as many facts; returns how many
+    /// and whether more are left.
+    fn purge_chunk(&self) -> Result<(usize, bool)> {
+        let now = (self.clock)();
+        let db = self.database()?;
+        let mut txn = db.begin_write().map_err(backend)?;
+        // Losing a purge in a crash only means purging again.
+        txn.set_durability(Durability::None).map_err(backend)?;
+        let (kv, kv_more) = purge_kv(&txn, now, PURGE_CHUNK)?;
+        let (facts, facts_more) = purge_facts(&txn, now_secs(now), PURGE_CHUNK)?;
+        txn.commit().map_err(backend)?;
+        let purged = kv + facts;
+        self.stats
+            .purged
+            .fetch_add(purged as u64, Ordering::Relaxed);
+        Ok((purged, kv_more || facts_more))
     }
 }
 
-/// Marks the committer stopped when it returns (or panics), failing whoever still waits.
+/// Marks the committer stopped when it returns (or panics): writes are refused from then on,
+/// and whoever still waits fails.
 struct StopGuard<'a>(&'a Shared);
 
 impl Drop for StopGuard<'_> {
     fn drop(&mut self) {
         let shared = self.0;
+        *lock(&shared.failure) = Some(stopped().to_string());
+        shared.failing.store(true, Ordering::Release);
         let (waiters, purges) = {
             let mut control = lock(&shared.control);
             control.stopped = true;
