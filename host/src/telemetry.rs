@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -49,6 +50,32 @@ struct PluginError {
     kind: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StorageOp {
+    op: String,
+}
+
+/// What plugin storage did since the last report, and its state now (see [`Metrics::storage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StorageReport {
+    /// Durable commits.
+    pub commits: u64,
+    /// Writes they made durable.
+    pub committed_writes: u64,
+    /// Time spent in them, fsync included.
+    pub commit_seconds: f64,
+    /// Commits (or purges) that failed.
+    pub failed_commits: u64,
+    /// Writes refused because the store could not commit.
+    pub refused_writes: u64,
+    /// Expired entries and facts forgotten.
+    pub purged: u64,
+    /// Writes accepted and not yet durable, now.
+    pub pending: u64,
+    /// Whether the store cannot commit now.
+    pub failing: bool,
+}
+
 /// Adds one to the `(tenant, outcome)` series of `family`.
 fn count(family: &Family<TenantOutcome, Counter>, tenant: &str, outcome: &str) {
     family
@@ -77,6 +104,13 @@ pub struct Metrics {
     token_fetches: Family<TenantOutcome, Counter>,
     api_calls: Family<ApiCall, Counter>,
     http_requests: Family<PluginError, Counter>,
+    storage_commits: Counter,
+    storage_committed_writes: Counter,
+    storage_commit_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    storage_errors: Family<StorageOp, Counter>,
+    storage_purged: Counter,
+    storage_pending: Gauge,
+    storage_failing: Gauge,
 }
 
 impl Default for Metrics {
@@ -138,8 +172,58 @@ impl Default for Metrics {
             "Outbound HTTP requests of plugins (kind: sent, denied, or the failure)",
             http_requests.clone(),
         );
+        let storage_commits = Counter::default();
+        registry.register(
+            "wxhost_storage_commits",
+            "Durable group commits of plugin storage (each one fsync for every write pending)",
+            storage_commits.clone(),
+        );
+        let storage_committed_writes = Counter::default();
+        registry.register(
+            "wxhost_storage_committed_writes",
+            "Writes (kv entries, facts, marks) made durable by those commits",
+            storage_committed_writes.clone(),
+        );
+        let storage_commit_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "wxhost_storage_commit_seconds",
+            "Time spent in durable commits, fsync included (divide by the commits for the mean)",
+            storage_commit_seconds.clone(),
+        );
+        let storage_errors = Family::<StorageOp, Counter>::default();
+        registry.register(
+            "wxhost_storage_errors",
+            "Plugin storage failures (op: commit, a commit or purge that failed; write, a write \
+             refused while the store cannot commit)",
+            storage_errors.clone(),
+        );
+        let storage_purged = Counter::default();
+        registry.register(
+            "wxhost_storage_purged",
+            "Expired kv entries and facts forgotten",
+            storage_purged.clone(),
+        );
+        let storage_pending = Gauge::default();
+        registry.register(
+            "wxhost_storage_pending_writes",
+            "Writes accepted and not yet durable",
+            storage_pending.clone(),
+        );
+        let storage_failing = Gauge::default();
+        registry.register(
+            "wxhost_storage_failing",
+            "1 while plugin storage cannot commit (writes are refused and the pending ones retried)",
+            storage_failing.clone(),
+        );
         Metrics {
             registry,
+            storage_commits,
+            storage_committed_writes,
+            storage_commit_seconds,
+            storage_errors,
+            storage_purged,
+            storage_pending,
+            storage_failing,
             token_fetches,
             api_calls,
             http_requests,
@@ -325,6 +409,32 @@ impl Metrics {
             .inc();
     }
 
+    /// Records what plugin storage did since the last report.
+    pub fn storage(&self, report: &StorageReport) {
+        self.storage_commits.inc_by(report.commits);
+        self.storage_committed_writes
+            .inc_by(report.committed_writes);
+        self.storage_commit_seconds.inc_by(report.commit_seconds);
+        self.storage_purged.inc_by(report.purged);
+        if report.failed_commits > 0 {
+            self.storage_error("commit", report.failed_commits);
+        }
+        if report.refused_writes > 0 {
+            self.storage_error("write", report.refused_writes);
+        }
+        self.storage_pending
+            .set(i64::try_from(report.pending).unwrap_or(i64::MAX));
+        self.storage_failing.set(i64::from(report.failing));
+    }
+
+    /// Counts `n` plugin storage failures of `op` (`storage` counts commits and refused
+    /// writes; a caller that sees a failure of its own, such as a sync, names it).
+    pub fn storage_error(&self, op: &str, n: u64) {
+        self.storage_errors
+            .get_or_create(&StorageOp { op: op.to_owned() })
+            .inc_by(n);
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -357,5 +467,42 @@ mod tests {
             text.contains(r#"wxhost_requests_total{tenant="shop",outcome="retry_timed_out"} 1"#)
         );
         assert!(text.contains(r#"wxhost_requests_total{tenant="shop",outcome="handled"} 0"#));
+    }
+
+    #[test]
+    fn storage_reports_add_up() {
+        let metrics = Metrics::default();
+        let report = StorageReport {
+            commits: 2,
+            committed_writes: 5,
+            commit_seconds: 0.25,
+            failed_commits: 1,
+            refused_writes: 3,
+            purged: 4,
+            pending: 7,
+            failing: true,
+        };
+        metrics.storage(&report);
+        metrics.storage(&StorageReport {
+            commits: 1,
+            pending: 0,
+            failing: false,
+            ..StorageReport::default()
+        });
+        metrics.storage_error("flush", 1);
+        let text = metrics.encode();
+        for line in [
+            "wxhost_storage_commits_total 3",
+            "wxhost_storage_committed_writes_total 5",
+            "wxhost_storage_commit_seconds_total 0.25",
+            r#"wxhost_storage_errors_total{op="commit"} 1"#,
+            r#"wxhost_storage_errors_total{op="write"} 3"#,
+            r#"wxhost_storage_errors_total{op="flush"} 1"#,
+            "wxhost_storage_purged_total 4",
+            "wxhost_storage_pending_writes 0",
+            "wxhost_storage_failing 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 }
