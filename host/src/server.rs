@@ -1,5 +1,5 @@
 //! `wxhost serve`: builds the application from the config file, serves it, watches the config
-//! file and the plugins folder, keeps storage flushed, and shuts down gracefully.
+//! file and the plugins folder, reports on storage, and shuts down gracefully.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -16,8 +16,8 @@ use crate::dedup::{MemoryDedup, MemorySignatureLog, WindowFloor};
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, router};
 use crate::plugin::{Registry, Runtime};
-use crate::storage::{FactStore, KvStore, RedbKv};
-use crate::telemetry::Metrics;
+use crate::storage::{FactStore, KvStore, RedbKv, StorageStats};
+use crate::telemetry::{Metrics, StorageReport};
 use crate::tenant::{Services, Tenants, TenantsHandle};
 use crate::wechat_api::{ApiClient, ApiLateReplies};
 
@@ -25,8 +25,8 @@ use crate::wechat_api::{ApiClient, ApiLateReplies};
 const PLUGIN_SCAN: Duration = Duration::from_millis(250);
 /// How often the config file is checked for changes.
 const CONFIG_SCAN: Duration = Duration::from_millis(500);
-/// How often plugin kv writes are made durable.
-const KV_FLUSH: Duration = Duration::from_secs(1);
+/// How often storage's counters reach the metrics (the store commits on its own).
+const STORAGE_REPORT: Duration = Duration::from_secs(1);
 
 /// The running application, without its HTTP listener (used in-process by `wxhost send --local`).
 #[derive(Debug)]
@@ -164,7 +164,11 @@ pub async fn run(
         Arc::clone(&app.state.dispatcher.floor),
         stop.clone(),
     ));
-    background.spawn(flush_storage(Arc::clone(&app.kv), stop.clone()));
+    background.spawn(watch_storage(
+        Arc::clone(&app.kv),
+        Arc::clone(&app.state.metrics),
+        stop.clone(),
+    ));
     background.spawn(purge_dedup(Arc::clone(&app.state.dispatcher), stop.clone()));
 
     axum::serve(listener, router(app.state.clone()))
@@ -182,7 +186,11 @@ pub async fn run(
     stop.cancel();
     background.close();
     background.wait().await;
-    app.kv.flush().context("flushing plugin storage")?;
+    let kv = Arc::clone(&app.kv);
+    let flushed = tokio::task::spawn_blocking(move || kv.flush())
+        .await
+        .context("flushing plugin storage")?;
+    flushed.context("flushing plugin storage: the last writes are not durable")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -295,9 +303,12 @@ async fn watch_config(
     }
 }
 
-/// Makes plugin kv writes durable every second and drops expired entries every minute.
-async fn flush_storage(kv: Arc<dyn KvStore>, stop: CancellationToken) {
-    let mut ticker = tokio::time::interval(KV_FLUSH);
+/// Reports plugin storage to the metrics every second (commits, failures, writes pending) and
+/// drops expired entries every minute. Commits are the store's own: `RedbKv` makes writes
+/// durable when a push syncs and every second, and logs when it cannot.
+async fn watch_storage(kv: Arc<dyn KvStore>, metrics: Arc<Metrics>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(STORAGE_REPORT);
+    let mut last = StorageStats::default();
     let mut ticks: u64 = 0;
     loop {
         tokio::select! {
@@ -305,20 +316,32 @@ async fn flush_storage(kv: Arc<dyn KvStore>, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         ticks += 1;
-        let kv = Arc::clone(&kv);
-        let result = tokio::task::spawn_blocking(move || {
-            kv.flush()?;
-            if ticks.is_multiple_of(60) {
-                kv.purge_expired()?;
+        let now = kv.stats();
+        metrics.storage(&storage_report(&last, &now));
+        last = now;
+        if ticks.is_multiple_of(60) {
+            let kv = Arc::clone(&kv);
+            match tokio::task::spawn_blocking(move || kv.purge_expired()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("plugin storage purge failed: {e}"),
+                Err(e) => tracing::error!("plugin storage purge panicked: {e}"),
             }
-            Ok::<_, crate::storage::Error>(())
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("plugin storage flush failed: {e}"),
-            Err(e) => tracing::error!("plugin storage flush panicked: {e}"),
         }
+    }
+}
+
+/// What the store did between two snapshots of its counters.
+fn storage_report(before: &StorageStats, now: &StorageStats) -> StorageReport {
+    let delta = |f: fn(&StorageStats) -> u64| f(now).saturating_sub(f(before));
+    StorageReport {
+        commits: delta(|s| s.commits),
+        committed_writes: delta(|s| s.committed_writes),
+        commit_seconds: delta(|s| s.commit_micros) as f64 / 1e6,
+        failed_commits: delta(|s| s.failed_commits),
+        refused_writes: delta(|s| s.refused_writes),
+        purged: delta(|s| s.purged),
+        pending: now.pending,
+        failing: now.failing.is_some(),
     }
 }
 
