@@ -178,7 +178,7 @@ impl Dispatcher {
         let query = CallbackQuery::parse(query)?;
         let now = unix_now();
         let inbound = tenant.account.open(&query, body, now)?;
-        let window_left = self.admit(&tenant, &query, body, now)?;
+        let binding = self.admit(&tenant, &query, body, now)?;
         // The push's span starts once its message is known, with every field but the plugin
         // set at once: each later `record` costs a formatting pass in the log layer.
         let span = tracing::info_span!(
@@ -188,21 +188,21 @@ impl Dispatcher {
             msg_type = inbound.message.msg_type(),
             plugin = tracing::field::Empty,
         );
-        self.respond(&tenant, &inbound, started, window_left)
+        self.respond(&tenant, &inbound, started, binding)
             .instrument(span)
             .await
     }
 
     /// Binds an opened push's signed query to its body for as long as the window accepts it:
     /// the same query with another body is refused, as is a push stamped before the floor a
-    /// widened window left. Returns how long the window still accepts the push.
+    /// widened window left.
     fn admit(
         &self,
         tenant: &Tenant,
         query: &CallbackQuery,
         body: &[u8],
         now: i64,
-    ) -> Result<Duration, PushError> {
+    ) -> Result<Binding, PushError> {
         let timestamp = query.timestamp.as_deref().unwrap_or_default();
         let window = tenant.account.timestamp_window();
         if window.secs() > 0 && !self.floor.admits(timestamp.parse().unwrap_or(i64::MIN)) {
@@ -216,8 +216,8 @@ impl Dispatcher {
             query.nonce.as_deref().unwrap_or_default(),
         );
         match self.signatures.bind(&signed, body, window_left) {
-            Binding::New | Binding::Same => Ok(window_left),
             Binding::Conflict => Err(PushError::SignatureReused),
+            accepted => Ok(accepted),
         }
     }
 
@@ -228,12 +228,24 @@ impl Dispatcher {
         tenant: &Arc<Tenant>,
         inbound: &wechat::push::Inbound,
         started: Instant,
-        window_left: Duration,
+        binding: Binding,
     ) -> Result<PushAnswer, PushError> {
         let msg = &inbound.message;
         let (answer, outcome) = match dedup::key(&tenant.id, msg) {
+            // A message with nothing to key on is told from its replays by its signed query.
+            None if matches!(binding, Binding::Same { .. }) => {
+                self.metrics.dedup_hit(&tenant.id, "replay");
+                (None, PushOutcome::ReplayIgnored)
+            }
             None => self.answer(tenant, msg, started, None).await?,
-            Some(key) => match self.dedup.begin(&key, window_left) {
+            Some(key) => match self.dedup.begin(&key) {
+                // The same signed push accepted before, its answer no longer kept (past the
+                // retry TTL, or before a restart): a replay. (Bound moments ago, it is a
+                // duplicate racing the first to register here: the first to do so runs it.)
+                Begin::New(_) if binding.is_replay(self.dedup.retry_ttl()) => {
+                    self.metrics.dedup_hit(&tenant.id, "replay");
+                    (None, PushOutcome::ReplayIgnored)
+                }
                 Begin::New(pending) => self.answer(tenant, msg, started, Some(pending)).await?,
                 Begin::Done(answer) => {
                     self.metrics.dedup_hit(&tenant.id, "done");

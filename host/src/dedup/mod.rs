@@ -5,9 +5,11 @@
 //! a replay after the answer is no longer kept is recognised and not run.
 //!
 //! An entry belongs to the chain that runs the push, not to the request: [`Pending`] is held
-//! by whoever drives the chain to its end. Answers are kept for the retry TTL; after that only
-//! the compact fact that the key was seen is kept, until the push's timestamp leaves the
-//! window. With a [`FactStore`] the facts persist, so a restart does not reopen the window.
+//! by whoever drives the chain to its end. Answers are kept for the retry TTL, the time in
+//! which WeChat retries; with a [`FactStore`] the fact that a key was answered persists for the
+//! same time, so a retry after a restart is not run again either (answered without a reply).
+//! Replays later in the window are the signature log's: a replay is the same signed query and
+//! body, which it remembers for as long as the window accepts them.
 //!
 //! Keys: (tenant, MsgId) for messages; (tenant, FromUserName, CreateTime, Event, EventKey,
 //! MsgID when present) for events. [`MemoryDedup`] serves one node; a shared backend
@@ -63,16 +65,17 @@ pub enum Begin {
     InFlight(watch::Receiver<Option<Arc<Answer>>>),
     /// Already answered, within the retry TTL: answer the same.
     Done(Answer),
-    /// Answered before the retry TTL ended, and still inside its window: a replay, answered
-    /// without a reply and without running anything.
+    /// Answered within the retry TTL, before this process started (answers are not kept
+    /// across restarts): answer without a reply, run nothing.
     Seen,
 }
 
 /// A store of messages seen recently.
 pub trait DedupStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Registers `key` of a push whose timestamp the window accepts for `window_left` more,
-    /// or reports that it is running, answered, or seen.
-    fn begin(&self, key: &str, window_left: Duration) -> Begin;
+    /// Registers `key`, or reports that it is running, answered, or seen.
+    fn begin(&self, key: &str) -> Begin;
+    /// How long answers are kept for retries.
+    fn retry_ttl(&self) -> Duration;
     /// Drops expired entries; returns how many remain.
     fn purge(&self) -> usize;
 }
@@ -82,7 +85,6 @@ pub trait DedupStore: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug)]
 pub struct Pending {
     key: u128,
-    seen_until: Millis,
     table: Arc<Table>,
     persisted: bool,
     finished: bool,
@@ -94,9 +96,8 @@ impl Pending {
     pub fn persist(&mut self) {
         if !self.persisted {
             self.persisted = true;
-            let answer_until = self.table.now().saturating_add(self.table.ttl_ms);
-            self.table
-                .persist(self.key, self.seen_until.max(answer_until));
+            let until = self.table.now().saturating_add(self.table.ttl_ms);
+            self.table.persist(self.key, until);
         }
     }
 
@@ -106,18 +107,16 @@ impl Pending {
         self.finished = true;
         let table = &self.table;
         let now = table.now();
-        let answer_until = now.saturating_add(table.ttl_ms);
-        let seen_until = self.seen_until.max(answer_until);
+        let until = now.saturating_add(table.ttl_ms);
         let mut shard = table.shard(self.key);
         let previous = shard.slots.insert(
             self.key,
             Slot::Done {
                 answer: Kept::of(answer),
-                answer_until,
-                seen_until,
+                until,
             },
         );
-        shard.expiry.push_back((answer_until, self.key));
+        shard.expiry.push_back((until, self.key));
         shard.expire(now, PURGE_PER_BEGIN);
         drop(shard);
         if let Some(Slot::InFlight(Some(waiters))) = previous {
@@ -141,13 +140,9 @@ impl Drop for Pending {
 enum Slot {
     /// Running; the sender exists once a retry waits for the answer.
     InFlight(Option<watch::Sender<Option<Arc<Answer>>>>),
-    /// Answered; the answer is replayed until `answer_until`, then only the fact is kept.
-    Done {
-        answer: Kept,
-        answer_until: Millis,
-        seen_until: Millis,
-    },
-    /// Answered, the answer no longer kept; a replay is recognised until `until`.
+    /// Answered; the answer is replayed until `until`.
+    Done { answer: Kept, until: Millis },
+    /// Answered before this process started; recognised until `until`.
     Seen { until: Millis },
 }
 
@@ -187,9 +182,8 @@ const SHARDS: usize = 16;
 /// The first byte of a dedup fact's key (facts of other kinds share the store).
 const FACT_TAG: u8 = b'd';
 
-/// One shard: the messages by key, and their coming expiries in about the order they come
-/// (answers by the TTL, which is the same for all; facts by their windows' ends, which differ
-/// only by the pushes' timestamps, so an entry may outlive its time a little, never the reverse).
+/// One shard: the messages by key, and the answered ones in the order they expire (the TTL is
+/// the same for all, so that is the order they were answered in; loaded facts come first).
 #[derive(Debug, Default)]
 struct Shard {
     slots: HashMap<u128, Slot, BuildHasherDefault<KeyHasher>>,
@@ -197,36 +191,21 @@ struct Shard {
 }
 
 impl Shard {
-    /// Handles up to `max` expiries due at `now`: an answer past its TTL becomes the fact that
-    /// it was seen (kept to the end of its window), a fact past its window goes.
+    /// Drops up to `max` entries expired at `now`.
     fn expire(&mut self, now: Millis, max: usize) {
         for _ in 0..max {
-            let Some(&(due, key)) = self.expiry.front() else {
-                break;
-            };
-            if due > now {
-                break;
-            }
-            self.expiry.pop_front();
-            // The key may have been answered again since; only its own expiry counts.
-            match self.slots.get_mut(&key) {
-                Some(Slot::Done {
-                    answer_until,
-                    seen_until,
-                    ..
-                }) if *answer_until == due => {
-                    if *seen_until > now {
-                        let until = *seen_until;
-                        self.slots.insert(key, Slot::Seen { until });
-                        self.expiry.push_back((until, key));
-                    } else {
+            match self.expiry.front() {
+                Some(&(due, key)) if due <= now => {
+                    self.expiry.pop_front();
+                    // The key may have been answered again since; only its own expiry counts.
+                    if matches!(
+                        self.slots.get(&key),
+                        Some(Slot::Done { until, .. } | Slot::Seen { until }) if *until == due
+                    ) {
                         self.slots.remove(&key);
                     }
                 }
-                Some(Slot::Seen { until }) if *until == due => {
-                    self.slots.remove(&key);
-                }
-                _ => {}
+                _ => break,
             }
         }
     }
@@ -335,7 +314,7 @@ impl Table {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes the fact that `key` was answered, to be remembered until `until`.
+    /// Queues the fact that `key` was answered, to be remembered until `until`.
     fn persist(&self, key: u128, until: Millis) {
         let Some(facts) = &self.facts else {
             return;
@@ -347,12 +326,12 @@ impl Table {
         };
         if let Err(e) = facts.put(&[fact]) {
             tracing::error!(
-                "cannot persist a dedup fact: {e}; after a restart a replay of this push inside its window would run again"
+                "cannot persist a dedup fact: {e}; a retry of this push after a restart would run it again"
             );
         }
     }
 
-    /// Loads the persisted facts still inside their windows as seen entries.
+    /// Loads the persisted facts still inside the retry TTL as seen entries.
     fn load(&self, facts: &dyn FactStore) -> storage::Result<usize> {
         let now_unix = unix_now();
         let mut loaded = 0;
@@ -416,8 +395,8 @@ impl MemoryDedup {
         }
     }
 
-    /// A table keeping answers for `ttl` whose seen facts persist in `facts`: the facts still
-    /// inside their windows are loaded now, and every answered push adds one.
+    /// A table keeping answers for `ttl` whose facts persist in `facts`: those still inside the
+    /// TTL are loaded now (as seen), and every answered push adds one.
     pub fn persistent(ttl: Duration, facts: Arc<dyn FactStore>) -> storage::Result<Self> {
         let table = Table::new(ttl, hash_key(&*facts)?, Some(Arc::clone(&facts)));
         let loaded = table.load(&*facts)?;
@@ -429,6 +408,10 @@ impl MemoryDedup {
 }
 
 impl DedupStore for MemoryDedup {
+    fn retry_ttl(&self) -> Duration {
+        Duration::from_millis(self.table.ttl_ms)
+    }
+
     fn purge(&self) -> usize {
         let now = self.table.now();
         let mut remaining = 0;
@@ -440,24 +423,16 @@ impl DedupStore for MemoryDedup {
         remaining
     }
 
-    fn begin(&self, key: &str, window_left: Duration) -> Begin {
+    fn begin(&self, key: &str) -> Begin {
         let key = self.table.key(key);
         let now = self.table.now();
         let mut shard = self.table.shard(key);
         shard.expire(now, PURGE_PER_BEGIN);
         match shard.slots.get_mut(&key) {
-            Some(Slot::Done {
-                answer,
-                answer_until,
-                ..
-            }) if *answer_until > now => {
+            Some(Slot::Done { answer, until }) if *until > now => {
                 return Begin::Done(answer.answer());
             }
-            Some(Slot::Done { seen_until, .. } | Slot::Seen { until: seen_until })
-                if *seen_until > now =>
-            {
-                return Begin::Seen;
-            }
+            Some(Slot::Seen { until }) if *until > now => return Begin::Seen,
             Some(Slot::InFlight(waiters)) => {
                 let receiver = match waiters {
                     Some(sender) => sender.subscribe(),
@@ -474,7 +449,6 @@ impl DedupStore for MemoryDedup {
         shard.slots.insert(key, Slot::InFlight(None));
         Begin::New(Pending {
             key,
-            seen_until: now.saturating_add(millis(window_left)),
             table: Arc::clone(&self.table),
             persisted: false,
             finished: false,
@@ -482,11 +456,12 @@ impl DedupStore for MemoryDedup {
     }
 }
 
-/// The oldest push timestamp that may be accepted without a gap in what the table remembers.
+/// The oldest push timestamp that may be accepted without a gap in what the signature log
+/// remembers.
 ///
-/// Facts of a push are kept until its window ends under the window of the time (or for the
-/// retry TTL, if that is longer). When the window widens, by a reload or a restart with a wider
-/// one, pushes older than the old window may already be forgotten although the new window
+/// A push's signed query is kept until its window ends under the window of the time (or for
+/// the retry TTL, if the window is off). When the window widens, by a reload or a restart with a
+/// wider one, pushes older than the old window may already be forgotten although the new window
 /// accepts them: until the new window has moved past that point, pushes stamped before it are
 /// refused as stale. With a [`FactStore`] the window and the floor persist across restarts.
 #[derive(Debug)]
@@ -583,17 +558,13 @@ pub async fn wait(mut receiver: watch::Receiver<Option<Arc<Answer>>>) -> Option<
 pub(crate) mod contract {
     use super::*;
 
-    /// No window beyond the retry TTL.
-    const NO_WINDOW: Duration = Duration::ZERO;
-    const WINDOW: Duration = Duration::from_secs(300);
-
     pub(crate) async fn a_retry_waits_for_the_first_answer_then_gets_it_again(
         store: &dyn DedupStore,
     ) {
-        let Begin::New(pending) = store.begin("k", WINDOW) else {
+        let Begin::New(pending) = store.begin("k") else {
             panic!("first is new")
         };
-        let Begin::InFlight(receiver) = store.begin("k", WINDOW) else {
+        let Begin::InFlight(receiver) = store.begin("k") else {
             panic!("second waits")
         };
         let waiter = tokio::spawn(wait(receiver));
@@ -602,7 +573,7 @@ pub(crate) mod contract {
             waiter.await.expect("join").as_deref(),
             Some(&Some(Reply::text("first")))
         );
-        match store.begin("k", WINDOW) {
+        match store.begin("k") {
             Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("first"))),
             other => panic!("expected done, got {other:?}"),
         }
@@ -618,11 +589,11 @@ pub(crate) mod contract {
             Some(Reply::TransferCustomerService { kf_account: None }),
         ];
         for (n, answer) in answers.iter().enumerate() {
-            let Begin::New(pending) = store.begin(&n.to_string(), WINDOW) else {
+            let Begin::New(pending) = store.begin(&n.to_string()) else {
                 panic!("new")
             };
             pending.finish(answer);
-            match store.begin(&n.to_string(), WINDOW) {
+            match store.begin(&n.to_string()) {
                 Begin::Done(replayed) => assert_eq!(&replayed, answer),
                 other => panic!("expected done, got {other:?}"),
             }
@@ -632,28 +603,28 @@ pub(crate) mod contract {
     pub(crate) async fn an_abandoned_message_runs_again_and_waiters_are_released(
         store: &dyn DedupStore,
     ) {
-        let Begin::New(pending) = store.begin("k", WINDOW) else {
+        let Begin::New(pending) = store.begin("k") else {
             panic!("new")
         };
-        let Begin::InFlight(receiver) = store.begin("k", WINDOW) else {
+        let Begin::InFlight(receiver) = store.begin("k") else {
             panic!("in flight")
         };
         drop(pending);
         assert_eq!(wait(receiver).await, None);
-        assert!(matches!(store.begin("k", WINDOW), Begin::New(_)));
+        assert!(matches!(store.begin("k"), Begin::New(_)));
     }
 
     /// `store` keeps answers for 40 ms.
-    pub(crate) fn a_message_answered_again_after_its_window_keeps_its_new_answer(
+    pub(crate) fn a_message_answered_again_after_expiry_keeps_its_new_answer(
         store: &dyn DedupStore,
     ) {
-        let Begin::New(first) = store.begin("k", NO_WINDOW) else {
+        let Begin::New(first) = store.begin("k") else {
             panic!("new")
         };
         first.finish(&Some(Reply::text("first")));
         std::thread::sleep(Duration::from_millis(50));
-        let Begin::New(second) = store.begin("k", NO_WINDOW) else {
-            panic!("expired with no window left, so new again")
+        let Begin::New(second) = store.begin("k") else {
+            panic!("expired, so new again")
         };
         second.finish(&Some(Reply::text("second")));
         assert_eq!(
@@ -661,7 +632,7 @@ pub(crate) mod contract {
             1,
             "the first answer's expiry leaves the second"
         );
-        match store.begin("k", NO_WINDOW) {
+        match store.begin("k") {
             Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("second"))),
             other => panic!("expected done, got {other:?}"),
         }
@@ -670,51 +641,28 @@ pub(crate) mod contract {
     /// `store` keeps answers for 30 ms.
     pub(crate) fn many_messages_are_told_apart_and_all_expire(store: &dyn DedupStore) {
         for id in 0..10_000 {
-            let Begin::New(pending) = store.begin(&format!("t\u{0}m\u{0}{id}"), NO_WINDOW) else {
+            let Begin::New(pending) = store.begin(&format!("t\u{0}m\u{0}{id}")) else {
                 panic!("message {id} is new")
             };
             pending.finish(&None);
         }
         assert_eq!(store.purge(), 10_000);
-        assert!(matches!(
-            store.begin("t\u{0}m\u{0}7", NO_WINDOW),
-            Begin::Done(_)
-        ));
+        assert!(matches!(store.begin("t\u{0}m\u{0}7"), Begin::Done(_)));
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(store.purge(), 0);
-    }
-
-    /// `store` keeps answers for 20 ms.
-    pub(crate) fn after_the_ttl_a_replay_inside_its_window_is_seen_not_run(store: &dyn DedupStore) {
-        let Begin::New(pending) = store.begin("k", Duration::from_millis(200)) else {
-            panic!("new")
-        };
-        pending.finish(&Some(Reply::text("first")));
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(
-            matches!(store.begin("k", Duration::from_millis(200)), Begin::Seen),
-            "past the TTL, inside the window: seen"
-        );
-        assert_eq!(store.purge(), 1, "the fact is kept for the window");
-        std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(store.purge(), 0, "and forgotten after it");
-        assert!(matches!(
-            store.begin("k", Duration::from_millis(200)),
-            Begin::New(_)
-        ));
     }
 
     /// `store` keeps answers for 0 ms.
     pub(crate) fn an_in_flight_entry_is_not_expired_and_an_abandoned_one_is_forgotten(
         store: &dyn DedupStore,
     ) {
-        let Begin::New(pending) = store.begin("k", NO_WINDOW) else {
+        let Begin::New(pending) = store.begin("k") else {
             panic!("new")
         };
         pending.finish(&None);
         std::thread::sleep(Duration::from_millis(2));
-        let Begin::New(again) = store.begin("k", NO_WINDOW) else {
-            panic!("an expired answer with no window makes the message new again")
+        let Begin::New(again) = store.begin("k") else {
+            panic!("an expired answer makes the message new again")
         };
         assert_eq!(store.purge(), 1, "the new entry is in flight, not expired");
         drop(again);
@@ -790,20 +738,15 @@ mod tests {
                 }
 
                 #[test]
-                fn a_message_answered_again_after_its_window_keeps_its_new_answer() {
-                    contract::a_message_answered_again_after_its_window_keeps_its_new_answer(
-                        &$make(40),
-                    );
+                fn a_message_answered_again_after_expiry_keeps_its_new_answer() {
+                    contract::a_message_answered_again_after_expiry_keeps_its_new_answer(&$make(
+                        40,
+                    ));
                 }
 
                 #[test]
                 fn many_messages_are_told_apart_and_all_expire() {
                     contract::many_messages_are_told_apart_and_all_expire(&$make(30));
-                }
-
-                #[test]
-                fn after_the_ttl_a_replay_inside_its_window_is_seen_not_run() {
-                    contract::after_the_ttl_a_replay_inside_its_window_is_seen_not_run(&$make(20));
                 }
 
                 #[test]
@@ -820,38 +763,74 @@ mod tests {
     contract_tests!(persistent);
 
     #[test]
-    fn a_restarted_table_remembers_what_its_facts_say_it_saw() {
+    fn a_restarted_table_knows_the_keys_answered_within_the_ttl() {
         let facts: Arc<dyn FactStore> = Arc::new(MemoryKv::default());
         let first =
             MemoryDedup::persistent(Duration::from_secs(60), Arc::clone(&facts)).expect("store");
-        let Begin::New(pending) = first.begin("t\u{0}m\u{0}1", Duration::from_secs(300)) else {
+        let Begin::New(pending) = first.begin("t\u{0}m\u{0}1") else {
             panic!("new")
         };
         pending.finish(&Some(Reply::text("first")));
-        let Begin::New(short) = first.begin("t\u{0}m\u{0}2", Duration::ZERO) else {
+        let Begin::New(abandoned) = first.begin("t\u{0}m\u{0}2") else {
             panic!("new")
         };
-        short.finish(&None);
+        drop(abandoned);
         drop(first);
 
         let restarted = MemoryDedup::persistent(Duration::from_secs(60), facts).expect("store");
         assert!(
-            matches!(
-                restarted.begin("t\u{0}m\u{0}1", Duration::from_secs(300)),
-                Begin::Seen
-            ),
-            "a push inside its window is not run again after a restart"
+            matches!(restarted.begin("t\u{0}m\u{0}1"), Begin::Seen),
+            "an answered push is not run again after a restart"
         );
+        assert!(matches!(restarted.begin("t\u{0}m\u{0}2"), Begin::New(_)));
+        assert_eq!(
+            restarted.purge(),
+            1,
+            "the seen one (the new one was dropped unanswered)"
+        );
+    }
+
+    #[test]
+    fn loaded_facts_expire_with_the_ttl() {
+        let facts: Arc<dyn FactStore> = Arc::new(MemoryKv::default());
+        let first =
+            MemoryDedup::persistent(Duration::from_millis(1), Arc::clone(&facts)).expect("store");
+        let Begin::New(pending) = first.begin("k") else {
+            panic!("new")
+        };
+        pending.finish(&None);
+        drop(first);
+        // Facts keep whole seconds: the fact lives until the next second at most.
+        std::thread::sleep(Duration::from_millis(1100));
+        let restarted = MemoryDedup::persistent(Duration::from_secs(60), facts).expect("store");
+        assert!(matches!(restarted.begin("k"), Begin::New(_)));
+    }
+
+    #[test]
+    fn a_wider_window_leaves_a_floor_until_it_has_passed_the_old_one() {
+        let facts: Arc<dyn FactStore> = Arc::new(MemoryKv::default());
+        let ttl = Duration::from_secs(60);
+        let now = unix_now();
+        let floor = WindowFloor::new(300, ttl, Some(Arc::clone(&facts))).expect("floor");
+        assert!(floor.admits(now - 299), "no floor without a widening");
+        floor.set_window(100);
+        assert!(floor.admits(now - 299), "narrowing leaves no gap");
+        floor.set_window(600);
         assert!(
-            matches!(
-                restarted.begin("t\u{0}m\u{0}2", Duration::ZERO),
-                Begin::Seen
-            ),
-            "the retry TTL is remembered too"
+            !floor.admits(now - 200),
+            "older than the 100 s window was forgotten"
         );
-        assert!(matches!(
-            restarted.begin("t\u{0}m\u{0}3", Duration::from_secs(300)),
-            Begin::New(_)
-        ));
+        assert!(floor.admits(now - 90));
+        drop(floor);
+        let restarted = WindowFloor::new(600, ttl, Some(Arc::clone(&facts))).expect("floor");
+        assert!(!restarted.admits(now - 200), "the floor persists");
+        let from_off = WindowFloor::new(0, ttl, Some(Arc::clone(&facts))).expect("floor");
+        drop(from_off);
+        let on_again = WindowFloor::new(300, ttl, Some(facts)).expect("floor");
+        assert!(
+            !on_again.admits(now - 61),
+            "with the window off only the retry TTL was remembered"
+        );
+        assert!(on_again.admits(now - 50));
     }
 }

@@ -21,10 +21,26 @@ const FACT_TAG: u8 = b's';
 pub enum Binding {
     /// The query was not seen in its window: it is bound to this body now.
     New,
-    /// The query was seen with this very body: a retry or a replay of the same push.
-    Same,
+    /// The query was seen with this very body, `age` ago (`None`: before this process
+    /// started): a retry or a replay of the same push.
+    Same {
+        /// How long ago it was bound.
+        age: Option<Duration>,
+    },
     /// The query was seen with another body: a forgery riding on a captured signature.
     Conflict,
+}
+
+impl Binding {
+    /// Whether a push bound so is a replay of one answered before whose answer, kept for
+    /// `retry_ttl`, is gone.
+    pub fn is_replay(self, retry_ttl: Duration) -> bool {
+        match self {
+            Binding::Same { age: None } => true,
+            Binding::Same { age: Some(age) } => age >= retry_ttl,
+            Binding::New | Binding::Conflict => false,
+        }
+    }
 }
 
 /// Accepted signed queries and the bodies they came with.
@@ -36,11 +52,20 @@ pub trait SignatureLog: Send + Sync + std::fmt::Debug + 'static {
     fn purge(&self) -> usize;
 }
 
-/// One shard: the bound queries (query hash → body hash and the end of its window), and their
-/// ends in about the order they come (they differ only by the pushes' timestamps).
+/// A bound query: its body's hash, when it was bound (`None`: before this process started),
+/// and the end of its window.
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    body: u128,
+    at: Option<Millis>,
+    until: Millis,
+}
+
+/// One shard: the bound queries by hash, and the ends of their windows in about the order they
+/// come (they differ only by the pushes' timestamps).
 #[derive(Debug, Default)]
 struct Shard {
-    bound: HashMap<u128, (u128, Millis), BuildHasherDefault<KeyHasher>>,
+    bound: HashMap<u128, Bound, BuildHasherDefault<KeyHasher>>,
     expiry: VecDeque<(Millis, u128)>,
 }
 
@@ -50,7 +75,7 @@ impl Shard {
             match self.expiry.front() {
                 Some(&(due, query)) if due <= now => {
                     self.expiry.pop_front();
-                    if matches!(self.bound.get(&query), Some(&(_, until)) if until == due) {
+                    if matches!(self.bound.get(&query), Some(b) if b.until == due) {
                         self.bound.remove(&query);
                     }
                 }
@@ -99,7 +124,14 @@ impl MemorySignatureLog {
             );
             let until = log.time.at_unix_secs(fact.until);
             let mut shard = log.shard(query);
-            shard.bound.insert(query, (body, until));
+            shard.bound.insert(
+                query,
+                Bound {
+                    body,
+                    at: None,
+                    until,
+                },
+            );
             shard.expiry.push_back((until, query));
             loaded += 1;
         }
@@ -140,9 +172,13 @@ impl SignatureLog for MemorySignatureLog {
         let mut shard = self.shard(query);
         shard.expire(now, PURGE_PER_BIND);
         match shard.bound.get(&query) {
-            Some(&(bound, until)) if until > now => {
-                return if bound == body {
-                    Binding::Same
+            Some(bound) if bound.until > now => {
+                return if bound.body == body {
+                    Binding::Same {
+                        age: bound
+                            .at
+                            .map(|at| Duration::from_millis(now.saturating_sub(at))),
+                    }
                 } else {
                     Binding::Conflict
                 };
@@ -150,7 +186,14 @@ impl SignatureLog for MemorySignatureLog {
             _ => {}
         }
         let until = now.saturating_add(millis(window_left));
-        shard.bound.insert(query, (body, until));
+        shard.bound.insert(
+            query,
+            Bound {
+                body,
+                at: Some(now),
+                until,
+            },
+        );
         shard.expiry.push_back((until, query));
         drop(shard);
         if let Some(facts) = &self.facts {
@@ -193,17 +236,19 @@ pub(crate) mod contract {
             log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW),
             Binding::New
         );
-        assert_eq!(
+        assert!(matches!(
             log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW),
-            Binding::Same
-        );
+            Binding::Same { age: Some(age) } if age < Duration::from_secs(1)
+        ));
         assert_eq!(
             log.bind("t\0sig\0ts\0nonce", b"<xml>b</xml>", WINDOW),
             Binding::Conflict
         );
-        assert_eq!(
-            log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW),
-            Binding::Same,
+        assert!(
+            matches!(
+                log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW),
+                Binding::Same { .. }
+            ),
             "a refused body does not replace the first"
         );
         assert_eq!(
@@ -228,6 +273,19 @@ mod tests {
     use crate::storage::MemoryKv;
 
     #[test]
+    fn a_same_binding_is_a_replay_once_the_answer_is_gone() {
+        let ttl = Duration::from_secs(60);
+        let same = |age| Binding::Same { age };
+        assert!(same(None).is_replay(ttl), "bound before this process started");
+        assert!(same(Some(Duration::from_secs(61))).is_replay(ttl));
+        assert!(
+            !same(Some(Duration::from_millis(1))).is_replay(ttl),
+            "a duplicate racing the first request is not a replay"
+        );
+        assert!(!Binding::New.is_replay(ttl));
+    }
+
+    #[test]
     fn memory_log_keeps_the_contract() {
         contract::a_query_is_bound_to_its_first_body(&MemorySignatureLog::new());
         contract::a_binding_ends_with_its_window(&MemorySignatureLog::new());
@@ -249,7 +307,8 @@ mod tests {
         );
         assert_eq!(
             restarted.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", window),
-            Binding::Same
+            Binding::Same { age: None },
+            "a binding from before the restart has no age"
         );
     }
 }
