@@ -91,8 +91,14 @@ struct RawTenant {
     #[serde(default)]
     token_endpoint: TokenEndpoint,
     original_id: Option<String>,
+    #[serde(default = "default_weight")]
+    weight: u32,
     #[serde(default)]
     plugins: Vec<RawChainEntry>,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 fn default_mode() -> Mode {
@@ -228,6 +234,8 @@ pub struct TenantConfig {
     pub token_endpoint: TokenEndpoint,
     /// When set, pushes must be addressed to it.
     pub original_id: Option<String>,
+    /// Its share of the call slots against other tenants with calls (1–1000, default 1).
+    pub weight: u32,
     /// The plugin chain, in order.
     pub plugins: Vec<ChainEntryConfig>,
 }
@@ -484,6 +492,9 @@ fn tenant(
     {
         p.add(format!("{key}.original_id"), "must not be empty when given");
     }
+    if !(1..=1000).contains(&t.weight) {
+        p.add(format!("{key}.weight"), "must be between 1 and 1000");
+    }
 
     let mut plugins = Vec::with_capacity(t.plugins.len());
     for (index, entry) in t.plugins.into_iter().enumerate() {
@@ -531,6 +542,7 @@ fn tenant(
         api_base_url: t.api_base_url,
         token_endpoint: t.token_endpoint,
         original_id: t.original_id,
+        weight: t.weight,
         plugins,
     })
 }

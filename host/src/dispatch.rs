@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use crate::clock::unix_now;
 use crate::dedup::{self, Answer, Begin, Binding, DedupStore, Pending, SignatureLog, WindowFloor};
-use crate::plugin::{Outcome, PushScope, Registry};
+use crate::plugin::{self, Outcome, PushScope, Registry};
 use crate::storage::KvStore;
 use crate::telemetry::{Metrics, PushOutcome};
 use crate::tenant::{Tenant, TenantsHandle};
@@ -307,7 +307,7 @@ impl Dispatcher {
         started: Instant,
         pending: Option<Pending>,
     ) -> Result<(Answer, PushOutcome), PushError> {
-        let (scope, early_answer) = PushScope::new();
+        let (scope, early_answer) = PushScope::new(started + self.passive_budget);
         // Polled here, the chain runs in the push's span already; it takes the span along
         // only when it moves to a task of its own.
         let mut chain: Chain = Box::pin(contained(run_chain(
@@ -319,7 +319,7 @@ impl Dispatcher {
         let first_poll = std::future::poll_fn(|cx| Poll::Ready(chain.as_mut().poll(cx))).await;
         if let Poll::Ready(result) = first_poll {
             if !scope.wrote_kv() && early_answer.is_empty() {
-                let decided = decide(result);
+                let decided = decide(result, &scope);
                 if let Some(pending) = pending {
                     pending.finish(&decided.answer);
                 }
@@ -375,8 +375,9 @@ struct Decided {
 }
 
 /// The answer of a chain that ended within the passive budget without an early reply.
-fn decide(result: Option<ChainResult>) -> Decided {
+fn decide(result: Option<ChainResult>, scope: &PushScope) -> Decided {
     let (answer, outcome) = match result {
+        _ if scope.was_shed() => (None, PushOutcome::Shed),
         Some(ChainResult::Reply { reply, plugin }) => {
             tracing::Span::current().record("plugin", plugin.as_str());
             (Some(reply), PushOutcome::Reply)
@@ -432,18 +433,23 @@ impl Driver {
                     Decided { answer: Some(reply), outcome: PushOutcome::EarlyReply },
                     Rest::Returned(result),
                 ),
-                Err(_) => (decide(result), Rest::Nothing),
+                Err(_) => (decide(result, &scope), Rest::Nothing),
             },
             Ok(reply) = &mut early_answer => (
                 Decided { answer: Some(reply), outcome: PushOutcome::EarlyReply },
                 Rest::Running(chain),
             ),
             () = tokio::time::sleep_until(passive_deadline) => {
-                tracing::warn!("passive budget exhausted; answering without a reply");
-                (
-                    Decided { answer: None, outcome: PushOutcome::BudgetExhausted },
-                    Rest::Running(chain),
-                )
+                // Still waiting for a call slot: the tenant's own queue is too long (its calls
+                // give up at this deadline too).
+                let outcome = if scope.waiting_for_slot() || scope.was_shed() {
+                    tracing::warn!("no call slot within the passive budget; shed, answering without a reply");
+                    PushOutcome::Shed
+                } else {
+                    tracing::warn!("passive budget exhausted; answering without a reply");
+                    PushOutcome::BudgetExhausted
+                };
+                (Decided { answer: None, outcome }, Rest::Running(chain))
             }
         };
         let mut durable = Ok(());
@@ -542,6 +548,11 @@ async fn run_chain(
             }
             Ok(Outcome::Handled) => return ChainResult::Handled,
             Ok(Outcome::Pass) => {}
+            // No slot for this tenant now: the next plugin would get none either.
+            Err(e @ plugin::Error::Shed { .. }) => {
+                tracing::warn!(plugin = %entry.plugin, "{e}");
+                return ChainResult::Unanswered;
+            }
             Err(e) => tracing::warn!(plugin = %entry.plugin, "{e}; trying the next plugin"),
         }
     }

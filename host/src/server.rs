@@ -89,6 +89,7 @@ impl App {
         let tenants = Arc::new(TenantsHandle::new(Tenants::from_config(
             &config, &services,
         )?));
+        apply_weights(&config, &registry);
         warn_missing_plugins(&config, &registry);
 
         let dispatcher = Arc::new(Dispatcher {
@@ -117,6 +118,34 @@ impl App {
             registry,
             tenants,
         })
+    }
+}
+
+/// Gives each tenant its configured share of the call slots.
+fn apply_weights(config: &Config, registry: &Registry) {
+    registry
+        .runtime()
+        .slots()
+        .set_weights(config.tenants.iter().map(|t| (t.id.clone(), t.weight)));
+}
+
+/// Samples each tenant's calls in flight and queued into the metrics every second.
+async fn sample_call_slots(
+    app_tenants: Arc<TenantsHandle>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        for tenant in app_tenants.load().ids() {
+            let usage = registry.runtime().slots().usage(&tenant);
+            metrics.tenant_calls(&tenant, usage.in_flight, usage.queued);
+        }
     }
 }
 
@@ -170,6 +199,12 @@ pub async fn run(
         stop.clone(),
     ));
     background.spawn(purge_dedup(Arc::clone(&app.state.dispatcher), stop.clone()));
+    background.spawn(sample_call_slots(
+        Arc::clone(&app.tenants),
+        Arc::clone(&app.registry),
+        Arc::clone(&app.state.metrics),
+        stop.clone(),
+    ));
 
     axum::serve(listener, router(app.state.clone()))
         .with_graceful_shutdown(shutdown)
@@ -265,6 +300,7 @@ async fn watch_config(
             Ok(new) => {
                 tracing::info!(tenants = ?new.ids(), "config reloaded");
                 floor.set_window(config.timestamp_skew_secs);
+                apply_weights(&config, &registry);
                 tenants.store(new);
                 warn_missing_plugins(&config, &registry);
             }

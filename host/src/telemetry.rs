@@ -31,6 +31,12 @@ struct TenantOutcome {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantCalls {
+    tenant: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TenantPlugin {
     tenant: String,
     plugin: String,
@@ -111,6 +117,7 @@ pub struct Metrics {
     storage_purged: Counter,
     storage_pending: Gauge,
     storage_failing: Gauge,
+    call_slots: Family<TenantCalls, Gauge>,
 }
 
 impl Default for Metrics {
@@ -215,8 +222,15 @@ impl Default for Metrics {
             "1 while plugin storage cannot commit (writes are refused and the pending ones retried)",
             storage_failing.clone(),
         );
+        let call_slots = Family::<TenantCalls, Gauge>::default();
+        registry.register(
+            "wxhost_tenant_calls",
+            "Plugin calls of each tenant holding a call slot (state=in_flight) and waiting in its queue (state=queued), sampled every second",
+            call_slots.clone(),
+        );
         Metrics {
             registry,
+            call_slots,
             storage_commits,
             storage_committed_writes,
             storage_commit_seconds,
@@ -288,11 +302,14 @@ pub enum PushOutcome {
     /// A replay of a push answered before (past the retry TTL, inside its window): answered
     /// without a reply, nothing run.
     ReplayIgnored,
+    /// Its tenant had no call slot for it within the passive budget (or its queue was full):
+    /// answered without a reply, not run.
+    Shed,
 }
 
 impl PushOutcome {
     /// Every outcome, in declaration order (the index of each is its discriminant).
-    const ALL: [PushOutcome; 10] = [
+    const ALL: [PushOutcome; 11] = [
         PushOutcome::Reply,
         PushOutcome::Handled,
         PushOutcome::Unanswered,
@@ -303,6 +320,7 @@ impl PushOutcome {
         PushOutcome::RetryWaited,
         PushOutcome::RetryTimedOut,
         PushOutcome::ReplayIgnored,
+        PushOutcome::Shed,
     ];
 
     /// The label value.
@@ -318,6 +336,7 @@ impl PushOutcome {
             PushOutcome::RetryWaited => "retry_waited",
             PushOutcome::RetryTimedOut => "retry_timed_out",
             PushOutcome::ReplayIgnored => "replay_ignored",
+            PushOutcome::Shed => "shed",
         }
     }
 }
@@ -369,6 +388,18 @@ impl Metrics {
             fuel: self.plugin_fuel.get_or_create(&labels).clone(),
             errors: self.plugin_errors.clone(),
             labels,
+        }
+    }
+
+    /// Sets `tenant`'s calls holding a slot and waiting for one.
+    pub fn tenant_calls(&self, tenant: &str, in_flight: usize, queued: usize) {
+        for (state, value) in [("in_flight", in_flight), ("queued", queued)] {
+            self.call_slots
+                .get_or_create(&TenantCalls {
+                    tenant: tenant.to_owned(),
+                    state,
+                })
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
         }
     }
 

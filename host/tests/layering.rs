@@ -31,6 +31,7 @@ const PLUGIN_LAYERS: &[&[&str]] = &[
         "cache",
         "error",
         "bindings",
+        "slots",
     ],
     &["convert", "context"],
     &["imports", "capabilities", "outbound"],

@@ -6,6 +6,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use tokio::sync::oneshot;
 
 use super::allow_list::HostPattern;
@@ -119,28 +121,62 @@ impl CallContext {
 pub struct PushScope {
     /// Where an early reply goes.
     pub early: EarlyReply,
-    kv_written: Arc<AtomicBool>,
+    /// Until when a call may wait for a slot (the push's passive deadline); `None`: as long as
+    /// the call's own deadline.
+    pub slot_deadline: Option<Instant>,
+    flags: Arc<ScopeFlags>,
+}
+
+/// What the calls of a push report to the pipeline while they run.
+#[derive(Debug, Default)]
+struct ScopeFlags {
+    kv_written: AtomicBool,
+    waiting_for_slot: AtomicBool,
+    shed: AtomicBool,
 }
 
 impl PushScope {
-    /// A scope whose early reply arrives on the returned receiver.
-    pub fn new() -> (Self, oneshot::Receiver<Reply>) {
+    /// A scope whose calls wait for a slot until `slot_deadline` at most, and whose early reply
+    /// arrives on the returned receiver.
+    pub fn new(slot_deadline: Instant) -> (Self, oneshot::Receiver<Reply>) {
         let (early, receiver) = EarlyReply::channel();
         let scope = PushScope {
             early,
-            kv_written: Arc::default(),
+            slot_deadline: Some(slot_deadline),
+            flags: Arc::default(),
         };
         (scope, receiver)
     }
 
+    /// Whether a call of this push is waiting for a slot now.
+    pub fn waiting_for_slot(&self) -> bool {
+        self.flags.waiting_for_slot.load(Ordering::Acquire)
+    }
+
+    /// Whether a call of this push got no slot (its tenant's queue was full, or it waited past
+    /// the deadline).
+    pub fn was_shed(&self) -> bool {
+        self.flags.shed.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_waiting_for_slot(&self, waiting: bool) {
+        self.flags
+            .waiting_for_slot
+            .store(waiting, Ordering::Release);
+    }
+
+    pub(super) fn mark_shed(&self) {
+        self.flags.shed.store(true, Ordering::Release);
+    }
+
     /// Whether a call of this push has written kv (set, delete or increment) so far.
     pub fn wrote_kv(&self) -> bool {
-        self.kv_written.load(Ordering::Acquire)
+        self.flags.kv_written.load(Ordering::Acquire)
     }
 
     /// Records that a call of this push wrote kv.
     pub(super) fn mark_kv_written(&self) {
-        self.kv_written.store(true, Ordering::Release);
+        self.flags.kv_written.store(true, Ordering::Release);
     }
 }
 

@@ -62,6 +62,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The call got no slot: its tenant's queue was full, or the push's passive budget ran
+    /// out while it waited.
+    #[error("plugin `{plugin}` was not run: {reason}")]
+    Shed {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// The host failed around the call (instantiation, pool exhausted, …).
     #[error("plugin `{plugin}` could not run: {reason}")]
     Host {
@@ -83,6 +92,7 @@ impl Error {
             Error::Guest { .. } => "guest_error",
             Error::InvalidReply { .. } => "invalid_reply",
             Error::Load { .. } => "load",
+            Error::Shed { .. } => "shed",
             Error::Host { .. } => "host",
         }
     }

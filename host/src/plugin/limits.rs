@@ -105,8 +105,11 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeLimits {
-    /// Plugin calls that can run at once; more wait their turn (backpressure, not failure).
+    /// Plugin calls that can run at once, shared fairly between tenants by `weight`; more wait
+    /// their turn in their tenant's queue.
     pub max_concurrent_calls: u32,
+    /// Calls one tenant may have waiting for a slot; more are shed at once.
+    pub max_queued_per_tenant: u32,
     /// The largest `memory_bytes` any plugin may be given (sizes the pooled memory slots).
     pub max_memory_bytes: u64,
     /// How often the epoch ticker advances, in milliseconds (the precision of deadlines).
@@ -120,6 +123,7 @@ impl Default for RuntimeLimits {
     fn default() -> Self {
         RuntimeLimits {
             max_concurrent_calls: 64,
+            max_queued_per_tenant: 256,
             max_memory_bytes: 64 * 1024 * 1024,
             epoch_tick_ms: 5,
             max_idle_instances: 64,

@@ -16,6 +16,7 @@ mod limits;
 mod outbound;
 mod registry;
 mod runtime;
+mod slots;
 
 pub use allow_list::HostPattern;
 pub use cache::{Origin, wasm_hash};
@@ -24,3 +25,4 @@ pub use error::Error;
 pub use limits::{Limits, RuntimeLimits};
 pub use registry::{Registry, ScanReport, valid_name};
 pub use runtime::{CallReport, Outcome, Plugin, Runtime, WARM_MEMORY_BYTES, WarmInstances};
+pub use slots::{FairSlots, NoSlot, SlotUse};

@@ -22,6 +22,7 @@ use super::error::Error;
 use super::host::{self, CallState};
 use super::imports::truncate;
 use super::limits::RuntimeLimits;
+use super::slots::{FairSlots, NoSlot};
 use crate::wechat;
 
 /// What a plugin answered.
@@ -172,7 +173,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     cache: CompileCache,
-    slots: Arc<Semaphore>,
+    slots: FairSlots,
     idle: Arc<Semaphore>,
     limits: RuntimeLimits,
 }
@@ -246,7 +247,7 @@ impl Runtime {
             cache: CompileCache::new(cache_dir, &engine),
             engine,
             linker,
-            slots: Arc::new(Semaphore::new(slots as usize)),
+            slots: FairSlots::new(slots as usize, limits.max_queued_per_tenant as usize),
             idle: Arc::new(Semaphore::new(limits.max_idle_instances as usize)),
             limits,
         })
@@ -255,6 +256,11 @@ impl Runtime {
     /// The runtime's sizes.
     pub fn limits(&self) -> &RuntimeLimits {
         &self.limits
+    }
+
+    /// The call slots, shared fairly between tenants.
+    pub fn slots(&self) -> &FairSlots {
+        &self.slots
     }
 
     /// Compiles (or loads from the cache) and pre-links `wasm` as plugin `name`. CPU-heavy on a
@@ -318,10 +324,32 @@ impl Runtime {
             fuel_used: 0,
             elapsed: started.elapsed(),
         };
-        let Ok(_slot) = self.slots.acquire().await else {
-            return host_failure(plugin.name.to_string(), "runtime is shutting down".into());
+        // A call waits for its slot in its tenant's queue; its deadline starts once it has one.
+        let slot_deadline = scope
+            .slot_deadline
+            .unwrap_or_else(|| started + limits.deadline());
+        scope.set_waiting_for_slot(true);
+        let slot = self.slots.acquire(&ctx.tenant, slot_deadline).await;
+        scope.set_waiting_for_slot(false);
+        let _slot = match slot {
+            Ok(slot) => slot,
+            Err(no_slot) => {
+                scope.mark_shed();
+                let reason = match no_slot {
+                    NoSlot::QueueFull => "its tenant's call queue is full",
+                    NoSlot::Deadline => "no call slot came free within the passive budget",
+                };
+                return CallReport {
+                    result: Err(Error::Shed {
+                        plugin: plugin.name.to_string(),
+                        reason,
+                    }),
+                    fuel_used: 0,
+                    elapsed: started.elapsed(),
+                };
+            }
         };
-        let deadline = started + limits.deadline();
+        let deadline = Instant::now() + limits.deadline();
         let (mut store, bindings, calls) = match warm.and_then(|w| w.take(plugin, ctx)) {
             Some(Warm {
                 mut store,

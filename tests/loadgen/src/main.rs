@@ -323,6 +323,7 @@ async fn native_push(
             reply
         }
         Some(Begin::Done(reply)) => reply,
+        Some(Begin::Seen) => None,
         Some(Begin::InFlight(rx)) => dedup::wait(rx).await.and_then(|a| (*a).clone()),
         None => answer(msg),
     };
