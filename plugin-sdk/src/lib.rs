@@ -21,7 +21,8 @@
 //! plugin field for field as the host parsed it, both sides serialise to the same JSON (content
 //! tagged by `type`, events by `event`, replies by `type`, snake case), and
 //! [`Reply::validate`] applies the host's rules (text ≤ [`MAX_TEXT_BYTES`] bytes, 1 to
-//! [`MAX_ARTICLES`] articles, required media ids, no character XML cannot carry) and refuses
+//! [`MAX_ARTICLES`] articles, required media ids, each field within its cap ([`field_limit`]),
+//! the whole reply within [`MAX_REPLY_BYTES`], no character XML cannot carry) and refuses
 //! exactly the replies the host would. [`Content`] and [`Event`] are `#[non_exhaustive]`: the
 //! host may model more types in a minor version, so a `match` on them needs a `_` arm.
 //! [`testing::TestHost::handle`] runs a plugin natively and checks its reply the same way.
@@ -78,7 +79,11 @@ pub use error::{Error, Result};
 pub use message::{
     Content, Envelope, Event, Field, Fields, Message, SubscribeMsgItem, SubscribeMsgSentItem,
 };
-pub use reply::{Article, MAX_ARTICLES, MAX_TEXT_BYTES, Outcome, Reply, ReplyError};
+pub use reply::{
+    Article, MAX_ARTICLES, MAX_DESCRIPTION_BYTES, MAX_KF_ACCOUNT_BYTES, MAX_MEDIA_ID_BYTES,
+    MAX_REPLY_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES, MAX_URL_BYTES, Outcome, Reply, ReplyError,
+    field_limit,
+};
 
 /// A plugin: handles one message and says what to do with it.
 pub trait Plugin {

@@ -10,6 +10,37 @@ pub const MAX_TEXT_BYTES: usize = 2048;
 /// WeChat's limit on the articles of a news reply.
 pub const MAX_ARTICLES: usize = 8;
 
+// The host's caps on the other fields (its `wechat::reply`, where each is justified), the same
+// numbers: WeChat documents none, and the host keeps replies small.
+
+/// The longest title (of an article, a video or a music card), in UTF-8 bytes: 64 characters
+/// of any script fit (WeChat's editor allows 64).
+pub const MAX_TITLE_BYTES: usize = 256;
+/// The longest description (of an article, a video or a music card), in UTF-8 bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 1024;
+/// The longest URL (`pic_url`, `url`, `music_url`, `hq_music_url`), in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+/// The longest media id (`media_id`, `thumb_media_id`), in bytes (WeChat's are 43 or 64).
+pub const MAX_MEDIA_ID_BYTES: usize = 128;
+/// The longest customer-service account (`kf_account`), in bytes.
+pub const MAX_KF_ACCOUNT_BYTES: usize = 64;
+/// The largest reply, as [`Reply::encoded_len`] measures it: 16 KiB. Any text reply fits, and
+/// a news reply of 8 articles of ordinary length.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024;
+
+/// The cap of a reply field, by its name (the names [`ReplyError`] uses).
+pub fn field_limit(field: &str) -> usize {
+    match field {
+        "content" => MAX_TEXT_BYTES,
+        "title" => MAX_TITLE_BYTES,
+        "description" => MAX_DESCRIPTION_BYTES,
+        "pic_url" | "url" | "music_url" | "hq_music_url" => MAX_URL_BYTES,
+        "media_id" | "thumb_media_id" => MAX_MEDIA_ID_BYTES,
+        "kf_account" => MAX_KF_ACCOUNT_BYTES,
+        _ => MAX_REPLY_BYTES,
+    }
+}
+
 /// A passive reply to the user. The host checks WeChat's rules ([`Reply::validate`]) and
 /// treats a reply that breaks them as the plugin's error.
 ///
@@ -58,6 +89,22 @@ pub enum ReplyError {
     /// A field holds a character XML 1.0 cannot carry: an ASCII control other than tab,
     /// newline and return, or U+FFFE/U+FFFF (the field's name).
     InvalidChar(&'static str),
+    /// A field is longer than its cap ([`field_limit`]).
+    FieldTooLong {
+        /// The field's name.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// Its cap.
+        limit: usize,
+    },
+    /// The whole reply is larger than [`MAX_REPLY_BYTES`] ([`Reply::encoded_len`]).
+    TooLarge {
+        /// Its encoded size.
+        len: usize,
+        /// The cap.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for ReplyError {
@@ -77,6 +124,16 @@ impl fmt::Display for ReplyError {
                 f,
                 "reply field `{field}` contains a character XML cannot carry (a control character)"
             ),
+            ReplyError::FieldTooLong { field, len, limit } => write!(
+                f,
+                "reply field `{field}` of {len} bytes exceeds the {limit}-byte limit"
+            ),
+            ReplyError::TooLarge { len, limit } => {
+                write!(
+                    f,
+                    "reply of {len} bytes encoded exceeds the {limit}-byte limit"
+                )
+            }
         }
     }
 }
@@ -151,16 +208,27 @@ impl Reply {
 
     /// Checks the reply against WeChat's rules as the host does before sending it: a text of
     /// at most [`MAX_TEXT_BYTES`] bytes, 1 to [`MAX_ARTICLES`] articles, the media ids WeChat
-    /// requires present, and no character XML cannot carry in any field. The first rule broken
-    /// is reported, in the host's order (limits first, then each field as it is written).
+    /// requires present, each field within its cap ([`field_limit`]) and without a character
+    /// XML cannot carry, and the whole reply within [`MAX_REPLY_BYTES`]. The first rule broken
+    /// is reported, in the host's order (the limits first, then each field as it is written:
+    /// its length, then its characters; then the whole reply's size).
     ///
     /// ```
-    /// use wxhost_sdk::{Reply, ReplyError};
+    /// use wxhost_sdk::{Article, Reply, ReplyError};
     /// assert_eq!(Reply::text("hi").validate(), Ok(()));
     /// assert_eq!(Reply::text("é".repeat(1025)).validate(), Err(ReplyError::TextTooLong(2050)));
     /// assert_eq!(Reply::news([]).validate(), Err(ReplyError::ArticleCount(0)));
     /// assert_eq!(Reply::image("").validate(), Err(ReplyError::EmptyField("media_id")));
     /// assert_eq!(Reply::text("a\u{7}").validate(), Err(ReplyError::InvalidChar("content")));
+    /// assert_eq!(
+    ///     Reply::news([Article::new("t".repeat(300), "https://example.com")]).validate(),
+    ///     Err(ReplyError::FieldTooLong { field: "title", len: 300, limit: 256 })
+    /// );
+    /// let long = Article::new("t", "https://example.com/".repeat(100));
+    /// assert!(matches!(
+    ///     Reply::news(vec![long; 8]).validate(),
+    ///     Err(ReplyError::TooLarge { limit: 16384, .. })
+    /// ));
     /// ```
     pub fn validate(&self) -> Result<(), ReplyError> {
         match self {
@@ -168,11 +236,11 @@ impl Reply {
                 if content.len() > MAX_TEXT_BYTES {
                     return Err(ReplyError::TextTooLong(content.len()));
                 }
-                xml_text("content", content)
+                field("content", content)?;
             }
             Reply::Image { media_id } | Reply::Voice { media_id } => {
                 required("media_id", media_id)?;
-                xml_text("media_id", media_id)
+                field("media_id", media_id)?;
             }
             Reply::Video {
                 media_id,
@@ -180,9 +248,9 @@ impl Reply {
                 description,
             } => {
                 required("media_id", media_id)?;
-                xml_text("media_id", media_id)?;
-                xml_text("title", title)?;
-                xml_text("description", description)
+                field("media_id", media_id)?;
+                field("title", title)?;
+                field("description", description)?;
             }
             Reply::Music {
                 title,
@@ -192,29 +260,131 @@ impl Reply {
                 thumb_media_id,
             } => {
                 required("thumb_media_id", thumb_media_id)?;
-                xml_text("title", title)?;
-                xml_text("description", description)?;
-                xml_text("music_url", music_url)?;
-                xml_text("hq_music_url", hq_music_url)?;
-                xml_text("thumb_media_id", thumb_media_id)
+                field("title", title)?;
+                field("description", description)?;
+                field("music_url", music_url)?;
+                field("hq_music_url", hq_music_url)?;
+                field("thumb_media_id", thumb_media_id)?;
             }
             Reply::News(articles) => {
                 if articles.is_empty() || articles.len() > MAX_ARTICLES {
                     return Err(ReplyError::ArticleCount(articles.len()));
                 }
                 articles.iter().try_for_each(|a| {
-                    xml_text("title", &a.title)?;
-                    xml_text("description", &a.description)?;
-                    xml_text("pic_url", &a.pic_url)?;
-                    xml_text("url", &a.url)
-                })
+                    field("title", &a.title)?;
+                    field("description", &a.description)?;
+                    field("pic_url", &a.pic_url)?;
+                    field("url", &a.url)
+                })?;
             }
-            Reply::TransferCustomerService { kf_account } => match kf_account {
-                Some(account) => xml_text("kf_account", account),
-                None => Ok(()),
-            },
+            Reply::TransferCustomerService { kf_account } => {
+                if let Some(account) = kf_account {
+                    field("kf_account", account)?;
+                }
+            }
         }
+        let len = self.encoded_len();
+        if len > MAX_REPLY_BYTES {
+            return Err(ReplyError::TooLarge {
+                len,
+                limit: MAX_REPLY_BYTES,
+            });
+        }
+        Ok(())
     }
+
+    /// The bytes of the reply's own XML as the host encodes it: its `MsgType` and its body,
+    /// without the `<xml>` root and the addressing the host writes (`ToUserName`,
+    /// `FromUserName`, `CreateTime`). [`MAX_REPLY_BYTES`] caps it.
+    ///
+    /// ```
+    /// use wxhost_sdk::Reply;
+    /// // <MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content>
+    /// assert_eq!(Reply::text("hi").encoded_len(), 68);
+    /// ```
+    pub fn encoded_len(&self) -> usize {
+        let group = |name: &str, leaves: &[(&str, &str)]| {
+            element(name, 0) + leaves.iter().map(|&(l, t)| leaf(l, t)).sum::<usize>()
+        };
+        let msg_type = match self {
+            Reply::Text(_) => "text",
+            Reply::Image { .. } => "image",
+            Reply::Voice { .. } => "voice",
+            Reply::Video { .. } => "video",
+            Reply::Music { .. } => "music",
+            Reply::News(_) => "news",
+            Reply::TransferCustomerService { .. } => "transfer_customer_service",
+        };
+        let body = match self {
+            Reply::Text(content) => leaf("Content", content),
+            Reply::Image { media_id } => group("Image", &[("MediaId", media_id)]),
+            Reply::Voice { media_id } => group("Voice", &[("MediaId", media_id)]),
+            Reply::Video {
+                media_id,
+                title,
+                description,
+            } => group(
+                "Video",
+                &[
+                    ("MediaId", media_id),
+                    ("Title", title),
+                    ("Description", description),
+                ],
+            ),
+            Reply::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            } => group(
+                "Music",
+                &[
+                    ("Title", title),
+                    ("Description", description),
+                    ("MusicUrl", music_url),
+                    ("HQMusicUrl", hq_music_url),
+                    ("ThumbMediaId", thumb_media_id),
+                ],
+            ),
+            Reply::News(articles) => {
+                element("ArticleCount", articles.len().to_string().len())
+                    + element("Articles", 0)
+                    + articles
+                        .iter()
+                        .map(|a| {
+                            group(
+                                "item",
+                                &[
+                                    ("Title", &a.title),
+                                    ("Description", &a.description),
+                                    ("PicUrl", &a.pic_url),
+                                    ("Url", &a.url),
+                                ],
+                            )
+                        })
+                        .sum::<usize>()
+            }
+            Reply::TransferCustomerService { kf_account } => kf_account
+                .as_deref()
+                .map_or(0, |account| group("TransInfo", &[("KfAccount", account)])),
+        };
+        leaf("MsgType", msg_type) + body
+    }
+}
+
+/// Bytes of `<name>` + `inner` bytes + `</name>`.
+fn element(name: &str, inner: usize) -> usize {
+    2 * name.len() + 5 + inner
+}
+
+/// Bytes of `<name><![CDATA[text]]></name>` as the host writes it: each `]]>` in the text
+/// splits it in two CDATA sections (`]]]]><![CDATA[>`, 12 bytes more).
+fn leaf(name: &str, text: &str) -> usize {
+    element(
+        name,
+        "<![CDATA[]]>".len() + text.len() + 12 * text.matches("]]>").count(),
+    )
 }
 
 fn required(field: &'static str, value: &str) -> Result<(), ReplyError> {
@@ -225,12 +395,21 @@ fn required(field: &'static str, value: &str) -> Result<(), ReplyError> {
     }
 }
 
-fn xml_text(field: &'static str, text: &str) -> Result<(), ReplyError> {
+/// Checks a field's length against its cap, then its characters.
+fn field(name: &'static str, text: &str) -> Result<(), ReplyError> {
+    let limit = field_limit(name);
+    if text.len() > limit {
+        return Err(ReplyError::FieldTooLong {
+            field: name,
+            len: text.len(),
+            limit,
+        });
+    }
     let xml_char = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
     if text.chars().all(xml_char) {
         Ok(())
     } else {
-        Err(ReplyError::InvalidChar(field))
+        Err(ReplyError::InvalidChar(name))
     }
 }
 

@@ -170,6 +170,64 @@ async fn a_huge_reply_is_refused_as_invalid() {
 }
 
 #[tokio::test]
+async fn oversized_news_and_music_replies_are_the_plugins_error() {
+    use wechat::reply::{MAX_REPLY_BYTES, MAX_TITLE_BYTES, MAX_URL_BYTES};
+    let rt = runtime();
+    let plugin = load(&rt, "reply-kinds", plugins::REPLY_KINDS);
+    let ctx = default_context();
+    let call = async |command: &str| rt.call(&plugin, &ctx, &text("o", command)).await;
+    for command in ["news", "music"] {
+        assert!(
+            call(command).await.result.is_ok(),
+            "an ordinary {command} is sent"
+        );
+    }
+    for (command, expected) in [
+        (
+            "huge-news",
+            "reply of 17206 bytes encoded exceeds the 16384-byte limit",
+        ),
+        (
+            "long-title-news",
+            "reply field `title` of 1000 bytes exceeds the 256-byte limit",
+        ),
+        (
+            "huge-music",
+            "reply field `music_url` of 4096 bytes exceeds the 2048-byte limit",
+        ),
+        (
+            "huge-music-cdata",
+            "reply of 20705 bytes encoded exceeds the 16384-byte limit",
+        ),
+    ] {
+        let err = call(command).await.result.expect_err(command);
+        assert_eq!(err.kind(), "invalid_reply", "{command}: {err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("plugin `reply-kinds` returned an invalid reply: {expected}"),
+            "{command}"
+        );
+        let Error::InvalidReply { plugin, source } = err else {
+            unreachable!("kind is invalid_reply")
+        };
+        assert_eq!(plugin, "reply-kinds");
+        assert_eq!(source.code(), -40011);
+        match source {
+            wechat::Error::ReplyTooLarge { len, limit } => {
+                assert!(len > limit && limit == MAX_REPLY_BYTES, "{command}")
+            }
+            wechat::Error::ReplyFieldTooLong { limit, .. } => {
+                assert!(
+                    limit == MAX_TITLE_BYTES || limit == MAX_URL_BYTES,
+                    "{command}"
+                )
+            }
+            other => panic!("{command}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_kv_flood_is_stopped_by_the_write_quota() {
     let rt = runtime();
     let plugin = load(&rt, "kv-flood", plugins::KV_FLOOD);

@@ -3,7 +3,7 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wxhost::wechat::{AesKey, Article, Message, MessageCipher, Mode, Reply, xml};
+use wxhost::wechat::{AesKey, Article, Message, MessageCipher, Mode, Reply, reply, xml};
 use wxhost_tests::{AES_KEY, NOW, account, params, signed_plain_query, text_message};
 
 /// Text made of awkward pieces: `]]>`, `<`, `&`, entities, newlines, emoji, any XML character;
@@ -37,15 +37,24 @@ fn short_text() -> impl Strategy<Value = String> {
     awkward_text().prop_map(|s| truncate(s, 600))
 }
 
+/// A text within `cap` bytes (a reply field's cap).
+fn capped_text(cap: usize) -> impl Strategy<Value = String> {
+    awkward_text().prop_map(move |s| truncate(s, cap))
+}
+
 fn article() -> impl Strategy<Value = Article> {
-    (short_text(), short_text(), short_text(), short_text()).prop_map(
-        |(title, description, pic_url, url)| Article {
+    (
+        capped_text(reply::MAX_TITLE_BYTES),
+        short_text(),
+        short_text(),
+        short_text(),
+    )
+        .prop_map(|(title, description, pic_url, url)| Article {
             title,
             description,
             pic_url,
             url,
-        },
-    )
+        })
 }
 
 fn reply() -> impl Strategy<Value = Reply> {
@@ -54,15 +63,17 @@ fn reply() -> impl Strategy<Value = Reply> {
         awkward_text().prop_map(|s| Reply::text(truncate(s, 2048))),
         media.prop_map(|media_id| Reply::Image { media_id }),
         media.prop_map(|media_id| Reply::Voice { media_id }),
-        (media, short_text(), short_text()).prop_map(|(media_id, title, description)| {
-            Reply::Video {
-                media_id,
-                title,
-                description,
+        (media, capped_text(reply::MAX_TITLE_BYTES), short_text()).prop_map(
+            |(media_id, title, description)| {
+                Reply::Video {
+                    media_id,
+                    title,
+                    description,
+                }
             }
-        }),
+        ),
         (
-            short_text(),
+            capped_text(reply::MAX_TITLE_BYTES),
             short_text(),
             short_text(),
             short_text(),
@@ -77,8 +88,11 @@ fn reply() -> impl Strategy<Value = Reply> {
                     thumb_media_id,
                 }
             ),
-        vec(article(), 1..=8).prop_map(|articles| Reply::News { articles }),
-        proptest::option::of(short_text())
+        vec(article(), 1..=8)
+            .prop_map(|articles| Reply::News { articles })
+            .prop_filter("within the reply cap", |news| news.encoded_len()
+                <= reply::MAX_REPLY_BYTES),
+        proptest::option::of(capped_text(reply::MAX_KF_ACCOUNT_BYTES))
             .prop_map(|kf_account| Reply::TransferCustomerService { kf_account }),
     ]
 }

@@ -199,6 +199,246 @@ fn validate_refuses_what_encode_cannot_write() {
 }
 
 #[test]
+fn each_field_is_capped_and_the_error_names_it_and_its_limit() {
+    use wxhost::wechat::reply::{
+        MAX_DESCRIPTION_BYTES, MAX_KF_ACCOUNT_BYTES, MAX_MEDIA_ID_BYTES, MAX_TITLE_BYTES,
+        MAX_URL_BYTES,
+    };
+    let at = |n: usize| "a".repeat(n);
+    let news = |title: String, description: String, pic_url: String, url: String| Reply::News {
+        articles: vec![Article {
+            title,
+            description,
+            pic_url,
+            url,
+        }],
+    };
+    let music =
+        |title: String, description: String, url: String, hq: String, thumb: String| Reply::Music {
+            title,
+            description,
+            music_url: url,
+            hq_music_url: hq,
+            thumb_media_id: thumb,
+        };
+    let video = |media_id: String, title: String, description: String| Reply::Video {
+        media_id,
+        title,
+        description,
+    };
+    let t = || "t".to_owned();
+    type Make = Box<dyn Fn(usize) -> Reply>;
+    let cases: Vec<(&str, usize, Make)> = vec![
+        (
+            "title",
+            MAX_TITLE_BYTES,
+            Box::new(move |n| news(at(n), t(), t(), t())),
+        ),
+        (
+            "description",
+            MAX_DESCRIPTION_BYTES,
+            Box::new(move |n| news(t(), at(n), t(), t())),
+        ),
+        (
+            "pic_url",
+            MAX_URL_BYTES,
+            Box::new(move |n| news(t(), t(), at(n), t())),
+        ),
+        (
+            "url",
+            MAX_URL_BYTES,
+            Box::new(move |n| news(t(), t(), t(), at(n))),
+        ),
+        (
+            "title",
+            MAX_TITLE_BYTES,
+            Box::new(move |n| music(at(n), t(), t(), t(), t())),
+        ),
+        (
+            "description",
+            MAX_DESCRIPTION_BYTES,
+            Box::new(move |n| music(t(), at(n), t(), t(), t())),
+        ),
+        (
+            "music_url",
+            MAX_URL_BYTES,
+            Box::new(move |n| music(t(), t(), at(n), t(), t())),
+        ),
+        (
+            "hq_music_url",
+            MAX_URL_BYTES,
+            Box::new(move |n| music(t(), t(), t(), at(n), t())),
+        ),
+        (
+            "thumb_media_id",
+            MAX_MEDIA_ID_BYTES,
+            Box::new(move |n| music(t(), t(), t(), t(), at(n))),
+        ),
+        (
+            "media_id",
+            MAX_MEDIA_ID_BYTES,
+            Box::new(move |n| video(at(n), t(), t())),
+        ),
+        (
+            "title",
+            MAX_TITLE_BYTES,
+            Box::new(move |n| video(t(), at(n), t())),
+        ),
+        (
+            "description",
+            MAX_DESCRIPTION_BYTES,
+            Box::new(move |n| video(t(), t(), at(n))),
+        ),
+        (
+            "media_id",
+            MAX_MEDIA_ID_BYTES,
+            Box::new(move |n| Reply::Image { media_id: at(n) }),
+        ),
+        (
+            "media_id",
+            MAX_MEDIA_ID_BYTES,
+            Box::new(move |n| Reply::Voice { media_id: at(n) }),
+        ),
+        (
+            "kf_account",
+            MAX_KF_ACCOUNT_BYTES,
+            Box::new(move |n| Reply::TransferCustomerService {
+                kf_account: Some(at(n)),
+            }),
+        ),
+    ];
+    for (field, limit, reply) in cases {
+        assert_eq!(reply(limit).validate(), Ok(()), "{field} at {limit}");
+        assert!(
+            reply(limit).encode("u", "a", 1).is_ok(),
+            "{field} at {limit}"
+        );
+        let err = reply(limit + 1)
+            .encode("u", "a", 1)
+            .expect_err("over the cap");
+        assert_eq!(
+            err,
+            Error::ReplyFieldTooLong {
+                field,
+                len: limit + 1,
+                limit
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "reply field `{field}` of {} bytes exceeds the {limit}-byte limit",
+                limit + 1
+            )
+        );
+        assert_eq!(err.code(), -40011);
+        assert!(
+            !err.is_bad_request(),
+            "a reply is the plugin's, not the sender's"
+        );
+    }
+    // A multibyte character is counted in bytes: 64 four-byte characters are at the cap.
+    let title = |s: String| news(s, t(), t(), t());
+    assert_eq!(title("😀".repeat(64)).validate(), Ok(()));
+    assert!(matches!(
+        title("😀".repeat(64) + "a").validate(),
+        Err(Error::ReplyFieldTooLong { len: 257, .. })
+    ));
+    // Too long and holding a control character: the length is reported first.
+    assert!(matches!(
+        title("\u{1}".repeat(300)).validate(),
+        Err(Error::ReplyFieldTooLong { len: 300, .. })
+    ));
+}
+
+/// A news reply of `n` articles whose URLs make its encoded size `len` (above a minimum).
+fn news_of_size(n: usize, len: usize) -> Reply {
+    let mut articles: Vec<Article> = (0..n)
+        .map(|_| Article {
+            title: "t".into(),
+            ..Article::default()
+        })
+        .collect();
+    let base = Reply::News {
+        articles: articles.clone(),
+    }
+    .encoded_len();
+    let mut rest = len - base;
+    for article in &mut articles {
+        let take = rest.min(wxhost::wechat::reply::MAX_URL_BYTES);
+        article.url = "u".repeat(take);
+        rest -= take;
+    }
+    assert_eq!(rest, 0, "{n} articles cannot reach {len} bytes");
+    Reply::News { articles }
+}
+
+#[test]
+fn the_whole_reply_is_capped_and_encoded_len_is_what_encode_writes() {
+    use wxhost::wechat::reply::MAX_REPLY_BYTES;
+    let head = |to: &str, from: &str| {
+        format!("<xml><ToUserName><![CDATA[{to}]]></ToUserName><FromUserName><![CDATA[{from}]]></FromUserName><CreateTime>1</CreateTime>").len()
+            + "</xml>".len()
+    };
+    let at_cap = news_of_size(8, MAX_REPLY_BYTES);
+    assert_eq!(at_cap.encoded_len(), MAX_REPLY_BYTES);
+    let xml = at_cap.encode("o_user", "gh_acc", 1).expect("at the cap");
+    assert_eq!(xml.len(), MAX_REPLY_BYTES + head("o_user", "gh_acc"));
+    let over = news_of_size(8, MAX_REPLY_BYTES + 1);
+    let err = over
+        .encode("o_user", "gh_acc", 1)
+        .expect_err("over the cap");
+    assert_eq!(
+        err,
+        Error::ReplyTooLarge {
+            len: MAX_REPLY_BYTES + 1,
+            limit: MAX_REPLY_BYTES
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "reply of 16385 bytes encoded exceeds the 16384-byte limit"
+    );
+    assert_eq!(err.code(), -40011);
+    assert!(!err.is_bad_request());
+    // `]]>` splits a CDATA section (12 bytes more each), and is counted as written: the
+    // longest text reply, all `]]>`, still fits.
+    let worst_text = Reply::text("]]>".repeat(682) + "ab");
+    assert!(worst_text.encoded_len() > 10_000 && worst_text.encoded_len() < MAX_REPLY_BYTES);
+    let mut replies = vec![worst_text, at_cap];
+    replies.extend([
+        Reply::text(""),
+        Reply::Music {
+            title: "]]]>".into(),
+            description: "]]>]]>".into(),
+            music_url: "]]".into(),
+            hq_music_url: ">".into(),
+            thumb_media_id: "th".into(),
+        },
+        Reply::TransferCustomerService { kf_account: None },
+        Reply::TransferCustomerService {
+            kf_account: Some("a]]>b".into()),
+        },
+        Reply::Video {
+            media_id: "m".into(),
+            title: String::new(),
+            description: "中文".into(),
+        },
+        Reply::News {
+            articles: (0..8).map(article).collect(),
+        },
+    ]);
+    for reply in replies {
+        let xml = reply.encode("o_user", "gh_acc", 1).expect("encodes");
+        assert_eq!(
+            xml.len(),
+            reply.encoded_len() + head("o_user", "gh_acc"),
+            "{reply:?}"
+        );
+    }
+}
+
+#[test]
 fn replies_deserialize_from_json_strictly() {
     let reply: Reply =
         serde_json::from_str(r#"{"type":"text","content":"hi"}"#).expect("text reply json");

@@ -1,12 +1,17 @@
 //! The SDK's mirror of the reply model, checked against the host's: the SDK's
 //! `Reply::validate` accepts exactly the replies the host can send (its `validate`, then the
 //! character check of `encode`) and names the same broken rule in the same words, over
-//! generated replies and at the edges of each limit; and a reply's JSON is the same on both
-//! sides.
+//! generated replies and at the edges of each limit (the text, the articles, each field's cap
+//! and the whole reply's), and measures a reply's size as the host does; and a reply's JSON is
+//! the same on both sides.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wxhost::wechat::{self, reply::MAX_ARTICLES, reply::MAX_TEXT_BYTES};
+use wxhost::wechat::reply::{
+    MAX_ARTICLES, MAX_DESCRIPTION_BYTES, MAX_KF_ACCOUNT_BYTES, MAX_MEDIA_ID_BYTES, MAX_REPLY_BYTES,
+    MAX_TEXT_BYTES, MAX_TITLE_BYTES, MAX_URL_BYTES,
+};
+use wxhost::wechat::{self};
 use wxhost_sdk::{Article, Reply};
 use wxhost_tests::NOW;
 
@@ -69,6 +74,12 @@ fn agree(reply: &Reply) -> Result<(), TestCaseError> {
     let (host, sdk) = verdicts(reply);
     prop_assert_eq!(&sdk, &host, "verdicts on {:?}", reply);
     let host_reply = host_reply(reply);
+    prop_assert_eq!(
+        reply.encoded_len(),
+        host_reply.encoded_len(),
+        "size of {:?}",
+        reply
+    );
     let json = serde_json::to_value(reply).expect("an SDK reply serialises");
     prop_assert_eq!(
         &json,
@@ -129,6 +140,21 @@ fn field() -> impl Strategy<Value = String> {
     vec(any_char(), 0..8).prop_map(String::from_iter)
 }
 
+/// A field of a reply whose cap is `cap`: short mostly; now and then a few bytes either side of
+/// the cap (ASCII, then a tail of characters of any width), or a run of `]]>`, which the
+/// encoding splits (12 bytes more each), so the whole reply's size grows past its fields'.
+fn capped(cap: usize) -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => field(),
+        1 => (cap - 4..=cap + 1, vec(any_char(), 0..3)).prop_map(|(n, tail)| {
+            let mut text = "a".repeat(n);
+            text.extend(tail);
+            text
+        }),
+        1 => (1..=cap / 3 + 1).prop_map(|n| "]]>".repeat(n)),
+    ]
+}
+
 /// A text near the 2048-byte limit (ASCII up to a few bytes short of it, then a tail of
 /// characters of any width), or short.
 fn text() -> impl Strategy<Value = String> {
@@ -147,36 +173,73 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn article() -> impl Strategy<Value = Article> {
-    (field(), field(), field(), field()).prop_map(|(title, description, pic_url, url)| Article {
-        title,
-        description,
-        pic_url,
-        url,
+    (
+        capped(MAX_TITLE_BYTES),
+        capped(MAX_DESCRIPTION_BYTES),
+        capped(MAX_URL_BYTES),
+        capped(MAX_URL_BYTES),
+    )
+        .prop_map(|(title, description, pic_url, url)| Article {
+            title,
+            description,
+            pic_url,
+            url,
+        })
+}
+
+/// Eight articles whose URLs bring the news reply to either side of the whole reply's cap
+/// (their other fields add about 1.1 KiB to the URLs' bytes).
+fn news_near_the_cap() -> impl Strategy<Value = Reply> {
+    vec(
+        (field(), MAX_URL_BYTES - 200..=MAX_URL_BYTES - 88),
+        MAX_ARTICLES,
+    )
+    .prop_map(|articles| {
+        Reply::news(
+            articles
+                .into_iter()
+                .map(|(title, url)| Article::new(title, "u".repeat(url))),
+        )
     })
 }
 
-/// Any reply, valid or not: 0 to 10 articles, empty media ids, forbidden characters anywhere.
+/// Any reply, valid or not: 0 to 10 articles, empty media ids, fields short or about their
+/// caps, replies about the whole cap, forbidden characters anywhere.
 fn reply() -> impl Strategy<Value = Reply> {
+    let media = || capped(MAX_MEDIA_ID_BYTES);
     prop_oneof![
         text().prop_map(Reply::Text),
-        field().prop_map(|media_id| Reply::Image { media_id }),
-        field().prop_map(|media_id| Reply::Voice { media_id }),
-        (field(), field(), field()).prop_map(|(media_id, title, description)| Reply::Video {
-            media_id,
-            title,
-            description,
-        }),
-        (field(), field(), field(), field(), field()).prop_map(
-            |(title, description, music_url, hq_music_url, thumb_media_id)| Reply::Music {
+        media().prop_map(|media_id| Reply::Image { media_id }),
+        media().prop_map(|media_id| Reply::Voice { media_id }),
+        (
+            media(),
+            capped(MAX_TITLE_BYTES),
+            capped(MAX_DESCRIPTION_BYTES)
+        )
+            .prop_map(|(media_id, title, description)| Reply::Video {
+                media_id,
                 title,
                 description,
-                music_url,
-                hq_music_url,
-                thumb_media_id,
-            }
-        ),
+            }),
+        (
+            capped(MAX_TITLE_BYTES),
+            capped(MAX_DESCRIPTION_BYTES),
+            capped(MAX_URL_BYTES),
+            capped(MAX_URL_BYTES),
+            media()
+        )
+            .prop_map(
+                |(title, description, music_url, hq_music_url, thumb_media_id)| Reply::Music {
+                    title,
+                    description,
+                    music_url,
+                    hq_music_url,
+                    thumb_media_id,
+                }
+            ),
         vec(article(), 0..=MAX_ARTICLES + 2).prop_map(Reply::News),
-        proptest::option::of(field())
+        news_near_the_cap(),
+        proptest::option::of(capped(MAX_KF_ACCOUNT_BYTES))
             .prop_map(|kf_account| Reply::TransferCustomerService { kf_account }),
     ]
 }
@@ -271,6 +334,9 @@ fn the_sdk_and_the_host_agree_at_each_limit() {
             Err("`kf_account` contains"),
         ),
     ];
+    let mut cases = cases;
+    cases.extend(field_cap_cases());
+    cases.extend(whole_reply_cases());
     for (reply, expected) in cases {
         let (host, sdk) = verdicts(&reply);
         match expected {
@@ -284,6 +350,268 @@ fn the_sdk_and_the_host_agree_at_each_limit() {
         if let Err(e) = agree(&reply) {
             panic!("{e}");
         }
+    }
+}
+
+/// Each field at its cap (accepted) and one byte over (refused, naming the field and its cap),
+/// and which rule is reported when several are broken.
+fn field_cap_cases() -> Vec<(Reply, Result<(), &'static str>)> {
+    let at = |n: usize| "a".repeat(n);
+    let article = |title: String, description: String, pic_url: String, url: String| Article {
+        title,
+        description,
+        pic_url,
+        url,
+    };
+    let t = || "t".to_owned();
+    let music =
+        |title: String, description: String, url: String, hq: String, thumb: String| Reply::Music {
+            title,
+            description,
+            music_url: url,
+            hq_music_url: hq,
+            thumb_media_id: thumb,
+        };
+    type Make = Box<dyn Fn(usize) -> Reply>;
+    let fields: Vec<(&str, usize, Make)> = vec![
+        (
+            "title",
+            MAX_TITLE_BYTES,
+            Box::new(move |n| Reply::news([article(at(n), t(), t(), t())])),
+        ),
+        (
+            "description",
+            MAX_DESCRIPTION_BYTES,
+            Box::new(move |n| Reply::news([article(t(), at(n), t(), t())])),
+        ),
+        (
+            "pic_url",
+            MAX_URL_BYTES,
+            Box::new(move |n| Reply::news([article(t(), t(), at(n), t())])),
+        ),
+        (
+            "url",
+            MAX_URL_BYTES,
+            Box::new(move |n| Reply::news([article(t(), t(), t(), at(n))])),
+        ),
+        (
+            "media_id",
+            MAX_MEDIA_ID_BYTES,
+            Box::new(move |n| Reply::image(at(n))),
+        ),
+        (
+            "media_id",
+            MAX_MEDIA_ID_BYTES,
+            Box::new(move |n| Reply::voice(at(n))),
+        ),
+        (
+            "media_id",
+            MAX_MEDIA_ID_BYTES,
+            Box::new(move |n| Reply::video(at(n), "t", "d")),
+        ),
+        (
+            "title",
+            MAX_TITLE_BYTES,
+            Box::new(move |n| Reply::video("m", at(n), "d")),
+        ),
+        (
+            "description",
+            MAX_DESCRIPTION_BYTES,
+            Box::new(move |n| Reply::video("m", "t", at(n))),
+        ),
+        (
+            "title",
+            MAX_TITLE_BYTES,
+            Box::new(move |n| music(at(n), t(), t(), t(), t())),
+        ),
+        (
+            "description",
+            MAX_DESCRIPTION_BYTES,
+            Box::new(move |n| music(t(), at(n), t(), t(), t())),
+        ),
+        (
+            "music_url",
+            MAX_URL_BYTES,
+            Box::new(move |n| music(t(), t(), at(n), t(), t())),
+        ),
+        (
+            "hq_music_url",
+            MAX_URL_BYTES,
+            Box::new(move |n| music(t(), t(), t(), at(n), t())),
+        ),
+        (
+            "thumb_media_id",
+            MAX_MEDIA_ID_BYTES,
+            Box::new(move |n| music(t(), t(), t(), t(), at(n))),
+        ),
+        (
+            "kf_account",
+            MAX_KF_ACCOUNT_BYTES,
+            Box::new(move |n| Reply::transfer_to(at(n))),
+        ),
+    ];
+    let mut cases = Vec::new();
+    for (field, limit, make) in fields {
+        cases.push((make(limit), Ok(())));
+        let words: &'static str = format!(
+            "reply field `{field}` of {} bytes exceeds the {limit}-byte limit",
+            limit + 1
+        )
+        .leak();
+        cases.push((make(limit + 1), Err(words)));
+    }
+    cases.extend([
+        // Bytes, not characters: 64 four-byte characters are at the title's cap.
+        (
+            Reply::news([article("😀".repeat(64), t(), t(), t())]),
+            Ok(()),
+        ),
+        (
+            Reply::news([article("😀".repeat(64) + "a", t(), t(), t())]),
+            Err("`title` of 257 bytes"),
+        ),
+        (
+            Reply::news([article(t(), t(), t(), "a".repeat(2046) + "é")]),
+            Ok(()),
+        ),
+        (
+            Reply::news([article(t(), t(), t(), "a".repeat(2047) + "é")]),
+            Err("`url` of 2049 bytes"),
+        ),
+        // Too long and a control character: the length is reported.
+        (
+            Reply::news([article("\u{1}".repeat(300), t(), t(), t())]),
+            Err("`title` of 300 bytes"),
+        ),
+        // Fields in the order they are written: a control character in the first article's
+        // picture before the second article's long title.
+        (
+            Reply::news([
+                article(t(), t(), "\u{1}".into(), t()),
+                article(at(300), t(), t(), t()),
+            ]),
+            Err("`pic_url` contains"),
+        ),
+        (
+            Reply::news([
+                article(t(), t(), at(3000), t()),
+                article(t(), t(), t(), "\u{0}".into()),
+            ]),
+            Err("`pic_url` of 3000 bytes"),
+        ),
+        // The required media id first, then the fields.
+        (
+            music(at(300), t(), t(), t(), String::new()),
+            Err("`thumb_media_id` must not be empty"),
+        ),
+        (
+            music(at(300), t(), t(), t(), at(200)),
+            Err("`title` of 300 bytes"),
+        ),
+        (
+            Reply::video(at(200), at(300), ""),
+            Err("`media_id` of 200 bytes"),
+        ),
+        // Too many articles, too long: the count.
+        (
+            Reply::news((0..9).map(|_| article(at(300), t(), t(), t()))),
+            Err("9 articles"),
+        ),
+    ]);
+    cases
+}
+
+/// A news reply of 8 articles whose URLs make its encoded size `len`.
+fn news_of_size(len: usize) -> Reply {
+    let titled = |url: String| Article::new("t", url);
+    let base = Reply::news((0..MAX_ARTICLES).map(|_| titled(String::new()))).encoded_len();
+    let mut rest = len - base;
+    let articles: Vec<Article> = (0..MAX_ARTICLES)
+        .map(|_| {
+            let take = rest.min(MAX_URL_BYTES);
+            rest -= take;
+            titled("u".repeat(take))
+        })
+        .collect();
+    assert_eq!(rest, 0, "8 articles reach {len} bytes");
+    let news = Reply::news(articles);
+    assert_eq!(news.encoded_len(), len);
+    news
+}
+
+/// The whole reply at its cap (accepted) and over it (refused with its size), as its fields'
+/// bytes or its `]]>` splits make it grow; and a field's rule before the whole reply's.
+fn whole_reply_cases() -> Vec<(Reply, Result<(), &'static str>)> {
+    let mut split = news_of_size(MAX_REPLY_BYTES);
+    if let Reply::News(articles) = &mut split {
+        // Three bytes of `]]>` encode to 15: 12 bytes more than three bytes of "u".
+        articles[0].url.replace_range(..3, "]]>");
+    }
+    let mut over_and_bad = news_of_size(MAX_REPLY_BYTES + 1);
+    if let Reply::News(articles) = &mut over_and_bad {
+        articles[7].title = "\u{0}".into();
+    }
+    vec![
+        (news_of_size(MAX_REPLY_BYTES), Ok(())),
+        (
+            news_of_size(MAX_REPLY_BYTES + 1),
+            Err("reply of 16385 bytes encoded exceeds the 16384-byte limit"),
+        ),
+        (split, Err("reply of 16396 bytes encoded")),
+        (over_and_bad, Err("`title` contains")),
+        // The longest text, all `]]>`, fits: about 10 KiB encoded.
+        (Reply::text("]]>".repeat(682) + "ab"), Ok(())),
+        // Music with every field at its cap is under the cap; with `]]>` runs, over it.
+        (
+            Reply::Music {
+                title: "a".repeat(MAX_TITLE_BYTES),
+                description: "a".repeat(MAX_DESCRIPTION_BYTES),
+                music_url: "a".repeat(MAX_URL_BYTES),
+                hq_music_url: "a".repeat(MAX_URL_BYTES),
+                thumb_media_id: "a".repeat(MAX_MEDIA_ID_BYTES),
+            },
+            Ok(()),
+        ),
+        (
+            Reply::Music {
+                title: String::new(),
+                description: String::new(),
+                music_url: "]]>".repeat(682),
+                hq_music_url: "]]>".repeat(682),
+                thumb_media_id: "th".into(),
+            },
+            Err("encoded exceeds the 16384-byte limit"),
+        ),
+    ]
+}
+
+#[test]
+fn the_sdk_names_the_hosts_limits() {
+    assert_eq!(wxhost_sdk::MAX_TEXT_BYTES, MAX_TEXT_BYTES);
+    assert_eq!(wxhost_sdk::MAX_ARTICLES, MAX_ARTICLES);
+    assert_eq!(wxhost_sdk::MAX_TITLE_BYTES, MAX_TITLE_BYTES);
+    assert_eq!(wxhost_sdk::MAX_DESCRIPTION_BYTES, MAX_DESCRIPTION_BYTES);
+    assert_eq!(wxhost_sdk::MAX_URL_BYTES, MAX_URL_BYTES);
+    assert_eq!(wxhost_sdk::MAX_MEDIA_ID_BYTES, MAX_MEDIA_ID_BYTES);
+    assert_eq!(wxhost_sdk::MAX_KF_ACCOUNT_BYTES, MAX_KF_ACCOUNT_BYTES);
+    assert_eq!(wxhost_sdk::MAX_REPLY_BYTES, MAX_REPLY_BYTES);
+    for field in [
+        "content",
+        "title",
+        "description",
+        "pic_url",
+        "url",
+        "music_url",
+        "hq_music_url",
+        "media_id",
+        "thumb_media_id",
+        "kf_account",
+    ] {
+        assert_eq!(
+            wxhost_sdk::field_limit(field),
+            wechat::reply::field_limit(field),
+            "{field}"
+        );
     }
 }
 

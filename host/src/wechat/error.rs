@@ -125,6 +125,25 @@ pub enum Error {
     /// A reply field holds a character that XML 1.0 cannot carry.
     #[error("reply field `{0}` contains a character XML cannot carry (a control character)")]
     InvalidReplyChar(&'static str),
+    /// A reply field is longer than this host sends (`wechat::reply::field_limit`).
+    #[error("reply field `{field}` of {len} bytes exceeds the {limit}-byte limit")]
+    ReplyFieldTooLong {
+        /// The field's name in the reply model.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// Its cap.
+        limit: usize,
+    },
+    /// The reply as a whole is larger than this host sends (`Reply::encoded_len` over
+    /// `MAX_REPLY_BYTES`).
+    #[error("reply of {len} bytes encoded exceeds the {limit}-byte limit")]
+    ReplyTooLarge {
+        /// Its encoded size (without the addressing).
+        len: usize,
+        /// The cap.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -165,7 +184,9 @@ impl Error {
             Error::ReplyTextTooLong(_)
             | Error::ArticleCount(_)
             | Error::EmptyReplyField(_)
-            | Error::InvalidReplyChar(_) => -40011,
+            | Error::InvalidReplyChar(_)
+            | Error::ReplyFieldTooLong { .. }
+            | Error::ReplyTooLarge { .. } => -40011,
         }
     }
 
@@ -181,6 +202,8 @@ impl Error {
                 | Error::ArticleCount(_)
                 | Error::EmptyReplyField(_)
                 | Error::InvalidReplyChar(_)
+                | Error::ReplyFieldTooLong { .. }
+                | Error::ReplyTooLarge { .. }
         )
     }
 

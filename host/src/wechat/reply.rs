@@ -10,6 +10,50 @@ pub const MAX_TEXT_BYTES: usize = 2048;
 /// WeChat's limit on the articles of a news reply.
 pub const MAX_ARTICLES: usize = 8;
 
+// The caps below are this host's, not WeChat's: WeChat documents no limit for the other fields
+// of a passive reply (it cuts what it shows), so each is set well above what WeChat displays or
+// issues, and finite, so that what a plugin returns, what is encrypted and sent, and what the
+// dedup table keeps for retries stays small. All are in UTF-8 bytes, like the text limit.
+
+/// The longest title (of an article, a video or a music card): 256 bytes. WeChat's editor caps
+/// an article title at 64 characters and a card shows two lines of it; 256 bytes hold 64
+/// characters of any script (a character takes at most 4 bytes).
+pub const MAX_TITLE_BYTES: usize = 256;
+/// The longest description (of an article, a video or a music card): 1024 bytes. WeChat's
+/// editor caps an article's digest at 120 characters (480 bytes at most) and a card shows a few
+/// lines; 1024 bytes hold 256 characters of any script.
+pub const MAX_DESCRIPTION_BYTES: usize = 1024;
+/// The longest URL (an article's `pic_url` and `url`, a music card's `music_url` and
+/// `hq_music_url`): 2048 bytes. WeChat documents 1024 bytes for the links of a menu; links to
+/// pictures and music on a CDN, with signed queries, run longer, and 2048 bytes is the length
+/// browsers and servers all accept.
+pub const MAX_URL_BYTES: usize = 2048;
+/// The longest media id (`media_id`, `thumb_media_id`): 128 bytes. The ids WeChat issues are
+/// ASCII, 64 characters for temporary media and 43 for permanent ones; 128 leaves twice the room.
+pub const MAX_MEDIA_ID_BYTES: usize = 128;
+/// The longest customer-service account (`kf_account`, `prefix@wechat_id`): 64 bytes. WeChat
+/// caps the prefix at 10 characters and an account's WeChat id at 20.
+pub const MAX_KF_ACCOUNT_BYTES: usize = 64;
+/// The largest reply, as [`Reply::encoded_len`] measures it (its XML without the root and the
+/// addressing the host writes): 16 KiB. Every text reply fits (2048 bytes of `]]>` encode to
+/// about 10 KiB), and so does a news reply of 8 articles of ordinary length (a few hundred
+/// bytes each); 8 articles with every field at its cap do not. Encrypted, the answer stays
+/// under 22 KiB, and the dedup table keeps at most this much text per answer.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024;
+
+/// The cap of a reply field, by its name in the model (the names errors use).
+pub fn field_limit(field: &str) -> usize {
+    match field {
+        "content" => MAX_TEXT_BYTES,
+        "title" => MAX_TITLE_BYTES,
+        "description" => MAX_DESCRIPTION_BYTES,
+        "pic_url" | "url" | "music_url" | "hq_music_url" => MAX_URL_BYTES,
+        "media_id" | "thumb_media_id" => MAX_MEDIA_ID_BYTES,
+        "kf_account" => MAX_KF_ACCOUNT_BYTES,
+        _ => MAX_REPLY_BYTES,
+    }
+}
+
 /// A passive reply: the body of the HTTP answer to a push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -121,7 +165,11 @@ impl Reply {
         }
     }
 
-    /// Checks WeChat's limits: text length, article count, required media ids, XML characters.
+    /// Checks the reply can be sent: WeChat's limits (text length, article count, required
+    /// media ids), the cap of each field ([`field_limit`]) and of the whole reply
+    /// ([`MAX_REPLY_BYTES`]), and that XML can carry every character. The first rule broken is
+    /// reported: the limits above first, then each field as it is written (its length, then its
+    /// characters), then the whole reply's size.
     pub fn validate(&self) -> Result<()> {
         match self {
             Reply::Text { content } if content.len() > MAX_TEXT_BYTES => {
@@ -143,12 +191,44 @@ impl Reply {
             _ => {}
         }
         self.each_text(|field, text| {
+            let limit = field_limit(field);
+            if text.len() > limit {
+                return Err(Error::ReplyFieldTooLong {
+                    field,
+                    len: text.len(),
+                    limit,
+                });
+            }
             if xml::is_xml_text(text) {
                 Ok(())
             } else {
                 Err(Error::InvalidReplyChar(field))
             }
-        })
+        })?;
+        let len = self.encoded_len();
+        if len > MAX_REPLY_BYTES {
+            return Err(Error::ReplyTooLarge {
+                len,
+                limit: MAX_REPLY_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// The bytes of the reply's own XML as [`Reply::encode`] writes it: its `MsgType` and its
+    /// body, without the `<xml>` root and the addressing the host writes (`ToUserName`,
+    /// `FromUserName`, `CreateTime`). [`MAX_REPLY_BYTES`] caps it.
+    ///
+    /// ```
+    /// # use wxhost::wechat::reply::Reply;
+    /// // <MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content>
+    /// assert_eq!(Reply::text("hi").encoded_len(), 68);
+    /// ```
+    pub fn encoded_len(&self) -> usize {
+        let mut counter = XmlLen(0);
+        // Counting never fails: only the writer refuses characters.
+        let _ = self.write_body(&mut counter);
+        counter.0
     }
 
     /// Calls `f` with each text of the reply and its field name, stopping at the first error.
@@ -201,11 +281,20 @@ impl Reply {
     /// ```
     pub fn encode(&self, to_user: &str, from_user: &str, create_time: i64) -> Result<String> {
         self.validate()?;
-        let mut w = XmlWriter(String::with_capacity(256 + self.text_len()));
-        w.0.push_str("<xml>");
+        let mut w = XmlWriter(String::with_capacity(
+            128 + to_user.len() + from_user.len() + self.encoded_len(),
+        ));
+        w.raw("<xml>");
         w.leaf("ToUserName", to_user)?;
         w.leaf("FromUserName", from_user)?;
         w.number("CreateTime", create_time);
+        self.write_body(&mut w)?;
+        w.raw("</xml>");
+        Ok(w.0)
+    }
+
+    /// Writes the reply's `MsgType` and body to `w`.
+    fn write_body(&self, w: &mut impl XmlSink) -> Result<()> {
         w.leaf("MsgType", self.msg_type())?;
         match self {
             Reply::Text { content } => w.leaf("Content", content)?,
@@ -241,7 +330,7 @@ impl Reply {
             )?,
             Reply::News { articles } => {
                 w.number("ArticleCount", articles.len());
-                w.0.push_str("<Articles>");
+                w.raw("<Articles>");
                 for a in articles {
                     w.group(
                         "item",
@@ -253,7 +342,7 @@ impl Reply {
                         ],
                     )?;
                 }
-                w.0.push_str("</Articles>");
+                w.raw("</Articles>");
             }
             Reply::TransferCustomerService { kf_account } => {
                 if let Some(account) = kf_account {
@@ -261,20 +350,7 @@ impl Reply {
                 }
             }
         }
-        w.0.push_str("</xml>");
-        Ok(w.0)
-    }
-
-    /// Bytes of the reply's own texts (to size the encoding).
-    fn text_len(&self) -> usize {
-        match self {
-            Reply::Text { content } => content.len(),
-            Reply::News { articles } => articles
-                .iter()
-                .map(|a| a.title.len() + a.description.len() + a.pic_url.len() + a.url.len() + 128)
-                .sum(),
-            _ => 256,
-        }
+        Ok(())
     }
 
     /// Parses a plaintext reply, e.g. one the server sent, back into its model.
@@ -342,11 +418,44 @@ impl Reply {
     }
 }
 
+/// Where a reply's XML goes: [`XmlWriter`] writes it, [`XmlLen`] only counts its bytes, so the
+/// size [`Reply::validate`] caps is the size [`Reply::encode`] writes.
+trait XmlSink {
+    /// Markup, as is.
+    fn raw(&mut self, markup: &str);
+    /// `<name>` + `text` in CDATA + `</name>`.
+    fn leaf(&mut self, name: &str, text: &str) -> Result<()>;
+    /// `<name>` + `value` + `</name>`.
+    fn number(&mut self, name: &str, value: impl std::fmt::Display);
+
+    /// `<name>`, each leaf, `</name>`.
+    fn group<'a>(
+        &mut self,
+        name: &str,
+        leaves: impl IntoIterator<Item = (&'a str, &'a String)>,
+    ) -> Result<()> {
+        self.raw("<");
+        self.raw(name);
+        self.raw(">");
+        for (leaf, text) in leaves {
+            self.leaf(leaf, text)?;
+        }
+        self.raw("</");
+        self.raw(name);
+        self.raw(">");
+        Ok(())
+    }
+}
+
 /// Writes a reply's XML as WeChat expects it: every text in CDATA, numbers bare. A text holding
 /// a character XML 1.0 cannot carry is refused: WeChat would reject the whole reply.
 struct XmlWriter(String);
 
-impl XmlWriter {
+impl XmlSink for XmlWriter {
+    fn raw(&mut self, markup: &str) {
+        self.0.push_str(markup);
+    }
+
     fn leaf(&mut self, name: &str, text: &str) -> Result<()> {
         if !xml::is_xml_text(text) {
             return Err(Error::InvalidReplyChar(field_name(name)));
@@ -366,22 +475,36 @@ impl XmlWriter {
         // Writing to a String cannot fail.
         let _ = write!(self.0, "<{name}>{value}</{name}>");
     }
+}
 
-    fn group<'a>(
-        &mut self,
-        name: &str,
-        leaves: impl IntoIterator<Item = (&'a str, &'a String)>,
-    ) -> Result<()> {
-        self.0.push('<');
-        self.0.push_str(name);
-        self.0.push('>');
-        for (leaf, text) in leaves {
-            self.leaf(leaf, text)?;
-        }
-        self.0.push_str("</");
-        self.0.push_str(name);
-        self.0.push('>');
+/// Counts the bytes [`XmlWriter`] would write.
+struct XmlLen(usize);
+
+impl std::fmt::Write for XmlLen {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
         Ok(())
+    }
+}
+
+impl XmlSink for XmlLen {
+    fn raw(&mut self, markup: &str) {
+        self.0 += markup.len();
+    }
+
+    fn leaf(&mut self, name: &str, text: &str) -> Result<()> {
+        // `<name><![CDATA[` … `]]></name>`, and each `]]>` split in two sections, 12 bytes more
+        // (`]]]]><![CDATA[>`, as `xml::push_cdata` writes it).
+        self.0 += 2 * name.len() + 5 + "<![CDATA[]]>".len() + text.len();
+        self.0 += 12 * text.matches("]]>").count();
+        Ok(())
+    }
+
+    fn number(&mut self, name: &str, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        self.0 += 2 * name.len() + 5;
+        // Counting cannot fail.
+        let _ = write!(self, "{value}");
     }
 }
 
