@@ -368,7 +368,7 @@ fn contained(
     })
 }
 
-/// The answer decided for a push, and what of its chain is left for late delivery.
+/// The answer decided for a push and how it came about.
 struct Decided {
     answer: Answer,
     outcome: PushOutcome,
