@@ -106,6 +106,8 @@ pub struct Metrics {
     plugin_fuel: Family<TenantPlugin, Counter>,
     plugin_errors: Family<PluginError, Counter>,
     dedup_hits: Family<TenantOutcome, Counter>,
+    dedup_evictions: Family<Reason, Counter>,
+    log_lines_dropped: Family<PluginDrop, Counter>,
     late_replies: Family<TenantOutcome, Counter>,
     token_fetches: Family<TenantOutcome, Counter>,
     api_calls: Family<ApiCall, Counter>,
@@ -154,6 +156,21 @@ impl Default for Metrics {
             "wxhost_dedup_hits",
             "Retries answered from the dedup table (outcome: done or in_flight)",
             dedup_hits.clone(),
+        );
+        let dedup_evictions = Family::<Reason, Counter>::default();
+        registry.register(
+            "wxhost_dedup_evictions",
+            "Dedup entries given up early to keep the table within its bounds (reason: \
+             answer_bytes, an answer dropped and its retries answered without a reply, never \
+             run again; entries, the oldest entry forgotten)",
+            dedup_evictions.clone(),
+        );
+        let log_lines_dropped = Family::<PluginDrop, Counter>::default();
+        registry.register(
+            "wxhost_plugin_log_lines_dropped",
+            "Plugin log lines not written (reason: per_call_cap, past the call's log_lines; \
+             rate, past the chain entry's log_lines_per_sec)",
+            log_lines_dropped.clone(),
         );
         let late_replies = Family::<TenantOutcome, Counter>::default();
         registry.register(
@@ -246,6 +263,8 @@ impl Default for Metrics {
             plugin_fuel,
             plugin_errors,
             dedup_hits,
+            dedup_evictions,
+            log_lines_dropped,
             late_replies,
         }
     }
@@ -274,6 +293,68 @@ impl PluginMetrics {
                 })
                 .inc();
         }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginDrop {
+    tenant: String,
+    plugin: String,
+    reason: &'static str,
+}
+
+/// The dedup table's eviction counters (see [`Metrics::dedup_evictions`]); a default one counts
+/// without being exported.
+#[derive(Debug, Clone, Default)]
+pub struct DedupEvictions {
+    answers: Counter,
+    entries: Counter,
+}
+
+impl DedupEvictions {
+    /// An answer was dropped before its TTL (the table's answer bytes were at their bound).
+    pub fn answer_dropped(&self) {
+        self.answers.inc();
+    }
+
+    /// An entry was forgotten before its TTL (the table's entries were at their bound).
+    pub fn entry_evicted(&self) {
+        self.entries.inc();
+    }
+
+    /// Answers dropped and entries forgotten so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.answers.get(), self.entries.get())
+    }
+}
+
+/// One chain entry's counters of dropped log lines (see [`Metrics::log_drops`]); a default one
+/// counts without being exported.
+#[derive(Debug, Clone, Default)]
+pub struct LogDrops {
+    per_call_cap: Counter,
+    rate: Counter,
+}
+
+impl LogDrops {
+    /// Counts `n` lines dropped past the call's cap.
+    pub fn per_call_cap(&self, n: u64) {
+        self.per_call_cap.inc_by(n);
+    }
+
+    /// Counts `n` lines dropped past the entry's rate.
+    pub fn rate(&self, n: u64) {
+        self.rate.inc_by(n);
+    }
+
+    /// Lines dropped so far past the per-call cap and past the rate.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.per_call_cap.get(), self.rate.get())
     }
 }
 
@@ -408,6 +489,33 @@ impl Metrics {
         count(&self.dedup_hits, tenant, state);
     }
 
+    /// The dedup table's eviction counters (`wxhost_dedup_evictions{reason}`).
+    pub fn dedup_evictions(&self) -> DedupEvictions {
+        let get = |reason| self.dedup_evictions.get_or_create(&Reason { reason }).clone();
+        DedupEvictions {
+            answers: get("answer_bytes"),
+            entries: get("entries"),
+        }
+    }
+
+    /// The counters of log lines dropped for `plugin` in `tenant`'s chain
+    /// (`wxhost_plugin_log_lines_dropped{tenant,plugin,reason}`), resolved once.
+    pub fn log_drops(&self, tenant: &str, plugin: &str) -> LogDrops {
+        let get = |reason| {
+            self.log_lines_dropped
+                .get_or_create(&PluginDrop {
+                    tenant: tenant.to_owned(),
+                    plugin: plugin.to_owned(),
+                    reason,
+                })
+                .clone()
+        };
+        LogDrops {
+            per_call_cap: get("per_call_cap"),
+            rate: get("rate"),
+        }
+    }
+
     /// Counts a late reply and what became of it.
     pub fn late_reply(&self, tenant: &str, outcome: &str) {
         count(&self.late_replies, tenant, outcome);
@@ -498,6 +606,35 @@ mod tests {
             text.contains(r#"wxhost_requests_total{tenant="shop",outcome="retry_timed_out"} 1"#)
         );
         assert!(text.contains(r#"wxhost_requests_total{tenant="shop",outcome="handled"} 0"#));
+    }
+
+    #[test]
+    fn dedup_evictions_and_dropped_log_lines_count_in_their_series() {
+        let metrics = Metrics::default();
+        let evictions = metrics.dedup_evictions();
+        evictions.answer_dropped();
+        evictions.answer_dropped();
+        metrics.dedup_evictions().entry_evicted();
+        assert_eq!(evictions.counts(), (2, 1));
+        let drops = metrics.log_drops("shop", "echo");
+        drops.per_call_cap(3);
+        metrics.log_drops("shop", "echo").rate(5);
+        metrics.log_drops("shop", "other").rate(1);
+        assert_eq!(drops.counts(), (3, 5));
+        let text = metrics.encode();
+        for line in [
+            r#"wxhost_dedup_evictions_total{reason="answer_bytes"} 2"#,
+            r#"wxhost_dedup_evictions_total{reason="entries"} 1"#,
+            r#"wxhost_plugin_log_lines_dropped_total{tenant="shop",plugin="echo",reason="per_call_cap"} 3"#,
+            r#"wxhost_plugin_log_lines_dropped_total{tenant="shop",plugin="echo",reason="rate"} 5"#,
+            r#"wxhost_plugin_log_lines_dropped_total{tenant="shop",plugin="other",reason="rate"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        // A default handle counts on its own, exported nowhere.
+        let alone = LogDrops::default();
+        alone.rate(2);
+        assert_eq!(alone.counts(), (0, 2));
     }
 
     #[test]
