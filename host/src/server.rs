@@ -95,7 +95,7 @@ impl App {
         let dispatcher = Arc::new(Dispatcher {
             tenants: Arc::clone(&tenants),
             registry: Arc::clone(&registry),
-            dedup: Arc::new(dedup),
+            dedup: Arc::new(dedup.count_evictions_in(&metrics)),
             signatures: Arc::new(signatures),
             floor: Arc::new(floor),
             metrics: Arc::clone(&metrics),

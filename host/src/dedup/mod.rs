@@ -11,6 +11,30 @@
 //! Replays later in the window are the signature log's: a replay is the same signed query and
 //! body, which it remembers for as long as the window accepts them.
 //!
+//! # Bounds
+//!
+//! The table holds every push of the last TTL, so its memory is bounded twice
+//! ([`DedupLimits`]), each of its 16 shards holding a sixteenth (keys spread evenly: they are a
+//! keyed hash):
+//!
+//! - **Answer bytes** (default 64 MiB): past the bound, the oldest answers are dropped early
+//!   and their entries kept, as answered: a retry of one of those gets `success`/empty
+//!   ([`Begin::Seen`]) and is never run again. The oldest answers are the ones least likely to
+//!   be asked for (WeChat retries within about 15 s), and running a push twice is worse than
+//!   answering its late retry without a reply (the user already had the first answer, or
+//!   missed it either way).
+//! - **Entries** (default 1,000,000, about 100 MB): past the bound, the oldest answered entries
+//!   are forgotten early (entries still running never are). At the default and a 60 s TTL that
+//!   starts above 16,000 pushes a second; an entry is then forgotten no sooner than 15 s after
+//!   its answer (past WeChat's retries) below 66,000 a second. While entries go early,
+//!   [`DedupStore::retry_ttl`] says for how long answers are kept now (the youngest age
+//!   forgotten), so a push whose signed query the signature log knows and which is older than
+//!   that is taken for a replay and not run again; a retry that comes with another signed
+//!   query after its entry went is run again, the one case where the bound costs the
+//!   at-most-once rule.
+//!
+//! Both count in `wxhost_dedup_evictions{reason}` ([`MemoryDedup::count_evictions_in`]).
+//!
 //! Keys: (tenant, MsgId) for messages; (tenant, FromUserName, CreateTime, Event, EventKey,
 //! MsgID when present) for events. [`MemoryDedup`] serves one node; a shared backend
 //! implements [`DedupStore`] for several nodes and passes the same contract tests.
@@ -25,13 +49,14 @@ pub use signatures::{Binding, MemorySignatureLog, SignatureLog};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::clock::unix_now;
 use crate::storage::{self, Fact, FactStore};
+use crate::telemetry::{DedupEvictions, Metrics};
 use crate::wechat::{Content, Message, Reply};
 
 /// The answer decided for a message: the passive reply, or none (`success`/empty).
@@ -66,7 +91,8 @@ pub enum Begin {
     /// Already answered, within the retry TTL: answer the same.
     Done(Answer),
     /// Answered within the retry TTL, before this process started (answers are not kept
-    /// across restarts): answer without a reply, run nothing.
+    /// across restarts) or with its answer dropped early to keep the table within its
+    /// [`DedupLimits`]: answer without a reply, run nothing.
     Seen,
 }
 
@@ -74,7 +100,9 @@ pub enum Begin {
 pub trait DedupStore: Send + Sync + std::fmt::Debug + 'static {
     /// Registers `key`, or reports that it is running, answered, or seen.
     fn begin(&self, key: &str) -> Begin;
-    /// How long answers are kept for retries.
+    /// How long answers are kept for retries now: the TTL, or less while entries are
+    /// forgotten early to stay within a bound (a push bound to its signed query longer ago
+    /// than this is a replay, see [`Binding::is_replay`]).
     fn retry_ttl(&self) -> Duration;
     /// Drops expired entries; returns how many remain.
     fn purge(&self) -> usize;
@@ -108,16 +136,22 @@ impl Pending {
         let table = &self.table;
         let now = table.now();
         let until = now.saturating_add(table.ttl_ms);
+        let kept = Kept::of(answer);
+        let has_bytes = kept.bytes() > 0;
         let mut shard = table.shard(self.key);
-        let previous = shard.slots.insert(
+        let previous = shard.insert(
             self.key,
             Slot::Done {
-                answer: Kept::of(answer),
+                answer: kept,
                 until,
             },
         );
         shard.expiry.push_back((until, self.key));
+        if has_bytes {
+            shard.answers.push_back((until, self.key));
+        }
         shard.expire(now, PURGE_PER_BEGIN);
+        shard.drop_answers_over(table.shard_limits.max_answer_bytes, &table.evictions);
         drop(shard);
         if let Some(Slot::InFlight(Some(waiters))) = previous {
             waiters.send_replace(Some(Arc::new(answer.clone())));
@@ -129,7 +163,7 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if !self.finished {
             // Waiting retries see their sender go and give up; a later retry runs again.
-            let removed = self.table.shard(self.key).slots.remove(&self.key);
+            let removed = self.table.shard(self.key).remove(self.key);
             drop(removed);
         }
     }
@@ -144,6 +178,16 @@ enum Slot {
     Done { answer: Kept, until: Millis },
     /// Answered before this process started; recognised until `until`.
     Seen { until: Millis },
+}
+
+impl Slot {
+    /// Bytes of the answer it keeps.
+    fn bytes(&self) -> usize {
+        match self {
+            Slot::Done { answer, .. } => answer.bytes(),
+            Slot::InFlight(_) | Slot::Seen { .. } => 0,
+        }
+    }
 }
 
 /// An answer as the table keeps it for replay: a text reply (nearly every reply) in one
@@ -172,6 +216,90 @@ impl Kept {
             Kept::Other(reply) => Some(Reply::clone(reply)),
         }
     }
+
+    /// The heap bytes it holds (what the answer-bytes bound counts).
+    fn bytes(&self) -> usize {
+        match self {
+            Kept::Nothing => 0,
+            Kept::Text(content) => content.len(),
+            Kept::Other(reply) => size_of::<Reply>() + reply_heap_bytes(reply),
+        }
+    }
+}
+
+/// The bytes a reply's strings and articles hold (their lengths: what a clone allocates).
+fn reply_heap_bytes(reply: &Reply) -> usize {
+    match reply {
+        Reply::Text { content } => content.len(),
+        Reply::Image { media_id } | Reply::Voice { media_id } => media_id.len(),
+        Reply::Video {
+            media_id,
+            title,
+            description,
+        } => media_id.len() + title.len() + description.len(),
+        Reply::Music {
+            title,
+            description,
+            music_url,
+            hq_music_url,
+            thumb_media_id,
+        } => {
+            title.len()
+                + description.len()
+                + music_url.len()
+                + hq_music_url.len()
+                + thumb_media_id.len()
+        }
+        Reply::News { articles } => articles
+            .iter()
+            .map(|a| {
+                size_of_val(a) + a.title.len() + a.description.len() + a.pic_url.len() + a.url.len()
+            })
+            .sum(),
+        Reply::TransferCustomerService { kf_account } => kf_account.as_ref().map_or(0, String::len),
+    }
+}
+
+/// The bounds of a [`MemoryDedup`] table (see the module's documentation for what happens at
+/// each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupLimits {
+    /// Entries (pushes remembered, running or answered), about 100 bytes each.
+    pub max_entries: usize,
+    /// Bytes of the answers kept for retries (a text answer counts its bytes).
+    pub max_answer_bytes: usize,
+}
+
+impl Default for DedupLimits {
+    fn default() -> Self {
+        DedupLimits {
+            max_entries: 1_000_000,
+            max_answer_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl DedupLimits {
+    /// The bounds of each of the table's shards (at least one entry each).
+    fn per_shard(self) -> DedupLimits {
+        DedupLimits {
+            max_entries: (self.max_entries / SHARDS).max(1),
+            max_answer_bytes: self.max_answer_bytes / SHARDS,
+        }
+    }
+}
+
+/// What a [`MemoryDedup`] holds now, and what it gave up early so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DedupStats {
+    /// Entries (running, answered, seen).
+    pub entries: usize,
+    /// Bytes of the answers kept.
+    pub answer_bytes: usize,
+    /// Answers dropped before their TTL (their entries kept, as seen).
+    pub answers_dropped: u64,
+    /// Entries forgotten before their TTL.
+    pub entries_evicted: u64,
 }
 
 /// Expired entries dropped by each `begin`/`finish` on the way, so the table stays bounded
@@ -183,30 +311,168 @@ const SHARDS: usize = 16;
 const FACT_TAG: u8 = b'd';
 
 /// One shard: the messages by key, and the answered ones in the order they expire (the TTL is
-/// the same for all, so that is the order they were answered in; loaded facts come first).
+/// the same for all, so that is the order they were answered in; loaded facts come first);
+/// the answers that hold bytes in the same order, and how many bytes they hold.
 #[derive(Debug, Default)]
 struct Shard {
     slots: HashMap<u128, Slot, BuildHasherDefault<KeyHasher>>,
     expiry: VecDeque<(Millis, u128)>,
+    answers: VecDeque<(Millis, u128)>,
+    answer_bytes: usize,
 }
 
 impl Shard {
+    /// Sets the slot of `key`, keeping the count of answer bytes; returns the previous one.
+    fn insert(&mut self, key: u128, slot: Slot) -> Option<Slot> {
+        self.answer_bytes += slot.bytes();
+        let previous = self.slots.insert(key, slot);
+        self.answer_bytes -= previous.as_ref().map_or(0, Slot::bytes);
+        previous
+    }
+
+    /// Removes the slot of `key`, keeping the count of answer bytes.
+    fn remove(&mut self, key: u128) -> Option<Slot> {
+        let removed = self.slots.remove(&key);
+        self.answer_bytes -= removed.as_ref().map_or(0, Slot::bytes);
+        removed
+    }
+
+    /// Whether `key`'s slot is the answered one that expires at `due` (a key answered again
+    /// since has another expiry; only its own counts).
+    fn answered_until(&self, key: u128, due: Millis) -> bool {
+        matches!(
+            self.slots.get(&key),
+            Some(Slot::Done { until, .. } | Slot::Seen { until }) if *until == due
+        )
+    }
+
     /// Drops up to `max` entries expired at `now`.
     fn expire(&mut self, now: Millis, max: usize) {
         for _ in 0..max {
             match self.expiry.front() {
                 Some(&(due, key)) if due <= now => {
                     self.expiry.pop_front();
-                    // The key may have been answered again since; only its own expiry counts.
-                    if matches!(
-                        self.slots.get(&key),
-                        Some(Slot::Done { until, .. } | Slot::Seen { until }) if *until == due
-                    ) {
-                        self.slots.remove(&key);
+                    if self.answered_until(key, due) {
+                        self.remove(key);
                     }
                 }
                 _ => break,
             }
+        }
+        for _ in 0..max {
+            match self.answers.front() {
+                Some(&(due, _)) if due <= now => {
+                    self.answers.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Drops the oldest answers until those kept hold at most `max_bytes`; their entries stay,
+    /// as seen (a retry is answered without a reply and not run).
+    fn drop_answers_over(&mut self, max_bytes: usize, evictions: &Evictions) {
+        while self.answer_bytes > max_bytes {
+            let Some((due, key)) = self.answers.pop_front() else {
+                break;
+            };
+            if let Some(slot) = self.slots.get_mut(&key)
+                && matches!(slot, Slot::Done { until, .. } if *until == due)
+            {
+                let seen = Slot::Seen { until: due };
+                let answered = std::mem::replace(slot, seen);
+                self.answer_bytes -= answered.bytes();
+                evictions.answer_dropped();
+            }
+        }
+    }
+
+    /// Forgets the oldest answered entries until at most `max_entries` remain (entries still
+    /// running are never forgotten), recording the age of each in `evictions`.
+    fn evict_entries_over(&mut self, max_entries: usize, table: &Table, now: Millis) {
+        let mut evicted_due = None;
+        while self.slots.len() > max_entries {
+            let Some((due, key)) = self.expiry.pop_front() else {
+                break;
+            };
+            if self.answered_until(key, due) {
+                self.remove(key);
+                // Answered at `due - ttl`.
+                let age = now.saturating_add(table.ttl_ms).saturating_sub(due);
+                table.evictions.entry_evicted(now, age, table.ttl_ms);
+                evicted_due = Some(due);
+            }
+        }
+        // The answers answered before the last one forgotten are gone too (both queues are in
+        // the order of expiry), so their places go now rather than at their expiry.
+        if let Some(evicted_due) = evicted_due {
+            while self
+                .answers
+                .front()
+                .is_some_and(|&(due, _)| due < evicted_due)
+            {
+                self.answers.pop_front();
+            }
+        }
+    }
+}
+
+/// What a table gave up early: the counts, the metrics when there are some, and the youngest
+/// age at which an entry was forgotten lately (which shortens the retry TTL).
+#[derive(Debug)]
+struct Evictions {
+    answers: AtomicU64,
+    entries: AtomicU64,
+    metrics: OnceLock<DedupEvictions>,
+    /// When an entry was last forgotten (table time; `Millis::MAX`: never).
+    last_at: AtomicU64,
+    /// The youngest age of the entries forgotten since evictions began, in milliseconds.
+    youngest: AtomicU64,
+}
+
+impl Default for Evictions {
+    fn default() -> Self {
+        Evictions {
+            answers: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            metrics: OnceLock::new(),
+            last_at: AtomicU64::new(Millis::MAX),
+            youngest: AtomicU64::new(Millis::MAX),
+        }
+    }
+}
+
+impl Evictions {
+    fn answer_dropped(&self) {
+        self.answers.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = self.metrics.get() {
+            metrics.answer_dropped();
+        }
+    }
+
+    /// An entry `age` old was forgotten at `now`. A run of evictions keeps the youngest age
+    /// seen; one that starts after a TTL without any starts over.
+    fn entry_evicted(&self, now: Millis, age: Millis, ttl: Millis) {
+        self.entries.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = self.metrics.get() {
+            metrics.entry_evicted();
+        }
+        let last = self.last_at.swap(now, Ordering::Relaxed);
+        if last == Millis::MAX || now.saturating_sub(last) >= ttl {
+            self.youngest.store(age, Ordering::Relaxed);
+        } else {
+            self.youngest.fetch_min(age, Ordering::Relaxed);
+        }
+    }
+
+    /// How long answers are kept now: `ttl`, or the youngest age forgotten while entries have
+    /// been forgotten within the last `ttl` (a retry of one of those comes within `ttl`).
+    fn kept_for(&self, now: Millis, ttl: Millis) -> Millis {
+        let last = self.last_at.load(Ordering::Relaxed);
+        if last == Millis::MAX || now.saturating_sub(last) >= ttl {
+            ttl
+        } else {
+            ttl.min(self.youngest.load(Ordering::Relaxed))
         }
     }
 }
@@ -221,6 +487,9 @@ struct Table {
     time: TimeBase,
     ttl_ms: Millis,
     facts: Option<Arc<dyn FactStore>>,
+    /// The bounds of each shard.
+    shard_limits: DedupLimits,
+    evictions: Evictions,
 }
 
 /// Milliseconds since a table was made (8 bytes, where an `Instant` takes 16).
@@ -282,13 +551,20 @@ fn hash_key(facts: &dyn FactStore) -> storage::Result<[u8; 16]> {
 }
 
 impl Table {
-    fn new(ttl: Duration, hash_key: [u8; 16], facts: Option<Arc<dyn FactStore>>) -> Self {
+    fn new(
+        ttl: Duration,
+        limits: DedupLimits,
+        hash_key: [u8; 16],
+        facts: Option<Arc<dyn FactStore>>,
+    ) -> Self {
         Table {
             shards: std::array::from_fn(|_| Mutex::default()),
             hash_key,
             time: TimeBase::new(),
             ttl_ms: millis(ttl),
             facts,
+            shard_limits: limits.per_shard(),
+            evictions: Evictions::default(),
         }
     }
 
@@ -342,15 +618,19 @@ impl Table {
             let key = u128::from_be_bytes(fact.key);
             let until = self.time.at_unix_secs(fact.until);
             let mut shard = self.shard(key);
-            shard.slots.insert(key, Slot::Seen { until });
+            shard.insert(key, Slot::Seen { until });
             shard.expiry.push_back((until, key));
             loaded += 1;
         }
+        let now = self.now();
         for index in 0..SHARDS {
-            self.lock(index)
+            let mut shard = self.lock(index);
+            shard
                 .expiry
                 .make_contiguous()
                 .sort_unstable_by_key(|&(due, _)| due);
+            // More facts than the table holds (a smaller bound since): the oldest go.
+            shard.evict_entries_over(self.shard_limits.max_entries, self, now);
         }
         Ok(loaded)
     }
@@ -381,35 +661,75 @@ impl Hasher for KeyHasher {
 }
 
 /// The single-node dedup table: sharded, about 100 bytes per remembered message (its slot and
-/// its place in the expiry queue) plus the bytes of its text answer while it is kept.
+/// its place in the expiry queues) plus the bytes of its answer while it is kept, within
+/// [`DedupLimits`].
 #[derive(Debug)]
 pub struct MemoryDedup {
     table: Arc<Table>,
 }
 
 impl MemoryDedup {
-    /// A table keeping answers for `ttl`, in memory only (a restart forgets it).
+    /// A table keeping answers for `ttl` within the default [`DedupLimits`], in memory only
+    /// (a restart forgets it).
     pub fn new(ttl: Duration) -> Self {
+        MemoryDedup::with_limits(ttl, DedupLimits::default())
+    }
+
+    /// A table keeping answers for `ttl` within `limits`, in memory only.
+    pub fn with_limits(ttl: Duration, limits: DedupLimits) -> Self {
         MemoryDedup {
-            table: Arc::new(Table::new(ttl, rand::random(), None)),
+            table: Arc::new(Table::new(ttl, limits, rand::random(), None)),
         }
     }
 
-    /// A table keeping answers for `ttl` whose facts persist in `facts`: those still inside the
-    /// TTL are loaded now (as seen), and every answered push adds one.
+    /// A table keeping answers for `ttl` within the default [`DedupLimits`], whose facts
+    /// persist in `facts`: those still inside the TTL are loaded now (as seen), and every
+    /// answered push adds one.
     pub fn persistent(ttl: Duration, facts: Arc<dyn FactStore>) -> storage::Result<Self> {
-        let table = Table::new(ttl, hash_key(&*facts)?, Some(Arc::clone(&facts)));
+        MemoryDedup::persistent_with_limits(ttl, DedupLimits::default(), facts)
+    }
+
+    /// [`MemoryDedup::persistent`] within `limits`.
+    pub fn persistent_with_limits(
+        ttl: Duration,
+        limits: DedupLimits,
+        facts: Arc<dyn FactStore>,
+    ) -> storage::Result<Self> {
+        let table = Table::new(ttl, limits, hash_key(&*facts)?, Some(Arc::clone(&facts)));
         let loaded = table.load(&*facts)?;
         tracing::info!(loaded, "dedup facts loaded");
         Ok(MemoryDedup {
             table: Arc::new(table),
         })
     }
+
+    /// Counts what the table gives up early in `metrics` (`wxhost_dedup_evictions{reason}`),
+    /// from now on (a table counts in one registry only: later calls change nothing).
+    pub fn count_evictions_in(self, metrics: &Metrics) -> Self {
+        let _ = self.table.evictions.metrics.set(metrics.dedup_evictions());
+        self
+    }
+
+    /// What the table holds now and what it gave up early so far.
+    pub fn stats(&self) -> DedupStats {
+        let mut stats = DedupStats {
+            answers_dropped: self.table.evictions.answers.load(Ordering::Relaxed),
+            entries_evicted: self.table.evictions.entries.load(Ordering::Relaxed),
+            ..DedupStats::default()
+        };
+        for index in 0..SHARDS {
+            let shard = self.table.lock(index);
+            stats.entries += shard.slots.len();
+            stats.answer_bytes += shard.answer_bytes;
+        }
+        stats
+    }
 }
 
 impl DedupStore for MemoryDedup {
     fn retry_ttl(&self) -> Duration {
-        Duration::from_millis(self.table.ttl_ms)
+        let table = &self.table;
+        Duration::from_millis(table.evictions.kept_for(table.now(), table.ttl_ms))
     }
 
     fn purge(&self) -> usize {
@@ -446,7 +766,10 @@ impl DedupStore for MemoryDedup {
             }
             Some(Slot::Done { .. } | Slot::Seen { .. }) | None => {}
         }
-        shard.slots.insert(key, Slot::InFlight(None));
+        let expired = shard.insert(key, Slot::InFlight(None));
+        shard.evict_entries_over(self.table.shard_limits.max_entries, &self.table, now);
+        drop(shard);
+        drop(expired);
         Begin::New(Pending {
             key,
             table: Arc::clone(&self.table),
@@ -804,6 +1127,192 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1100));
         let restarted = MemoryDedup::persistent(Duration::from_secs(60), facts).expect("store");
         assert!(matches!(restarted.begin("k"), Begin::New(_)));
+    }
+
+    /// Answers `n` keys (`k0`, `k1`, …) in order, each with `answer(i)`.
+    fn answer_all(store: &MemoryDedup, n: usize, answer: impl Fn(usize) -> Answer) {
+        for i in 0..n {
+            let Begin::New(pending) = store.begin(&format!("k{i}")) else {
+                panic!("k{i} is new")
+            };
+            pending.finish(&answer(i));
+        }
+    }
+
+    #[test]
+    fn past_the_byte_bound_the_oldest_answers_go_and_their_retries_are_not_run() {
+        let limits = DedupLimits {
+            max_answer_bytes: 16 * 1000,
+            ..DedupLimits::default()
+        };
+        let metrics = Metrics::default();
+        let store =
+            MemoryDedup::with_limits(Duration::from_secs(60), limits).count_evictions_in(&metrics);
+        answer_all(&store, 1000, |i| Some(Reply::text(format!("{i:0>100}"))));
+        let stats = store.stats();
+        assert!(stats.answer_bytes <= 16_000, "{stats:?}");
+        assert!(
+            stats.answer_bytes > 16_000 - 16 * 100,
+            "each shard nearly full: {stats:?}"
+        );
+        assert_eq!(stats.entries, 1000, "every entry stays");
+        assert_eq!(
+            stats.answers_dropped,
+            1000 - stats.answer_bytes as u64 / 100
+        );
+        let (mut done, mut seen) = (0, 0);
+        for i in 0..1000 {
+            match store.begin(&format!("k{i}")) {
+                Begin::Done(answer) => {
+                    assert_eq!(answer, Some(Reply::text(format!("{i:0>100}"))));
+                    done += 1;
+                }
+                Begin::Seen => seen += 1,
+                other => panic!("k{i} is run again: {other:?}"),
+            }
+        }
+        assert_eq!(
+            (done, seen),
+            (1000 - stats.answers_dropped, stats.answers_dropped)
+        );
+        assert!(matches!(store.begin("k0"), Begin::Seen), "the oldest went");
+        assert!(
+            matches!(store.begin("k999"), Begin::Done(Some(_))),
+            "the newest stays"
+        );
+        assert!(metrics.encode().contains(&format!(
+            r#"wxhost_dedup_evictions_total{{reason="answer_bytes"}} {}"#,
+            stats.answers_dropped
+        )));
+        assert_eq!(
+            store.retry_ttl(),
+            Duration::from_secs(60),
+            "no entry went early"
+        );
+        // Answers of every kind count their bytes; no answer, none.
+        let store = MemoryDedup::with_limits(Duration::from_secs(60), limits);
+        let music = Reply::Music {
+            title: "t".repeat(200),
+            description: String::new(),
+            music_url: "u".repeat(800),
+            hq_music_url: String::new(),
+            thumb_media_id: "th".into(),
+        };
+        answer_all(&store, 100, |i| (i % 2 == 0).then(|| music.clone()));
+        let stats = store.stats();
+        assert!(
+            stats.answer_bytes <= 16_000 && stats.answers_dropped > 0,
+            "{stats:?}"
+        );
+        assert!(matches!(store.begin("k1"), Begin::Done(None)));
+        assert_eq!(store.purge(), 100, "purge keeps what has not expired");
+    }
+
+    #[test]
+    fn past_the_entry_bound_the_oldest_answered_entries_go_and_the_retry_ttl_shortens() {
+        let limits = DedupLimits {
+            max_entries: 16 * 10,
+            ..DedupLimits::default()
+        };
+        let metrics = Metrics::default();
+        let store =
+            MemoryDedup::with_limits(Duration::from_secs(60), limits).count_evictions_in(&metrics);
+        answer_all(&store, 1000, |i| Some(Reply::text(i.to_string())));
+        let stats = store.stats();
+        assert_eq!(
+            (stats.entries, stats.entries_evicted),
+            (160, 840),
+            "{stats:?}"
+        );
+        assert!(stats.answer_bytes <= 160 * 3);
+        assert!(
+            matches!(store.begin("k999"), Begin::Done(Some(_))),
+            "the newest stays"
+        );
+        assert!(
+            store.retry_ttl() < Duration::from_secs(1),
+            "answers are kept for less than the TTL now: {:?}",
+            store.retry_ttl()
+        );
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"wxhost_dedup_evictions_total{reason="entries"} 840"#)
+        );
+        // The oldest was forgotten: registering it again makes room by forgetting another.
+        let Begin::New(again) = store.begin("k0") else {
+            panic!("k0 went early")
+        };
+        assert_eq!(store.stats().entries, 160);
+        drop(again);
+
+        // Entries still running are never forgotten, bound or not.
+        let store = MemoryDedup::with_limits(Duration::from_secs(60), limits);
+        let running: Vec<Pending> = (0..400)
+            .map(|i| match store.begin(&format!("r{i}")) {
+                Begin::New(pending) => pending,
+                other => panic!("new: {other:?}"),
+            })
+            .collect();
+        assert_eq!(store.stats().entries, 400);
+        for i in 0..400 {
+            assert!(matches!(store.begin(&format!("r{i}")), Begin::InFlight(_)));
+        }
+        for pending in running {
+            pending.finish(&None);
+        }
+        // Each shard makes room as a new key arrives in it.
+        answer_all(&store, 1000, |_| None);
+        assert_eq!(store.stats().entries, 160, "answered, they can go");
+    }
+
+    #[test]
+    fn the_retry_ttl_shortens_while_entries_go_early_and_recovers_a_ttl_later() {
+        let evictions = Evictions::default();
+        let ttl = 60_000;
+        assert_eq!(evictions.kept_for(0, ttl), ttl);
+        evictions.entry_evicted(1_000, 20_000, ttl);
+        evictions.entry_evicted(2_000, 5_000, ttl);
+        evictions.entry_evicted(3_000, 30_000, ttl);
+        assert_eq!(
+            evictions.kept_for(3_000, ttl),
+            5_000,
+            "the youngest age forgotten"
+        );
+        assert_eq!(evictions.kept_for(62_999, ttl), 5_000);
+        assert_eq!(
+            evictions.kept_for(63_000, ttl),
+            ttl,
+            "a TTL after the last eviction"
+        );
+        evictions.entry_evicted(70_000, 40_000, ttl);
+        assert_eq!(
+            evictions.kept_for(70_000, ttl),
+            40_000,
+            "a new run starts over"
+        );
+        assert_eq!(evictions.entries.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn more_facts_than_the_bound_load_as_many_as_it_holds_newest_first() {
+        let facts: Arc<dyn FactStore> = Arc::new(MemoryKv::default());
+        let first =
+            MemoryDedup::persistent(Duration::from_secs(60), Arc::clone(&facts)).expect("store");
+        answer_all(&first, 400, |_| None);
+        drop(first);
+        let limits = DedupLimits {
+            max_entries: 16,
+            ..DedupLimits::default()
+        };
+        let restarted = MemoryDedup::persistent_with_limits(Duration::from_secs(60), limits, facts)
+            .expect("store");
+        let stats = restarted.stats();
+        assert_eq!(
+            (stats.entries, stats.entries_evicted),
+            (16, 384),
+            "{stats:?}"
+        );
     }
 
     #[test]
