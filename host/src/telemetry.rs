@@ -61,6 +61,72 @@ struct StorageOp {
     op: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutKind {
+    kind: &'static str,
+}
+
+/// Which HTTP timer closed a connection or cut a request (the `kind` of `wxhost_http_timeouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpTimeout {
+    /// A request head (or a new connection's first one) did not arrive in time.
+    Header,
+    /// A request body did not arrive in time (answered 408).
+    Body,
+    /// A kept-alive connection had no new request in time.
+    Idle,
+}
+
+impl HttpTimeout {
+    const ALL: [HttpTimeout; 3] = [HttpTimeout::Header, HttpTimeout::Body, HttpTimeout::Idle];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpTimeout::Header => "header",
+            HttpTimeout::Body => "body",
+            HttpTimeout::Idle => "idle",
+        }
+    }
+}
+
+/// The HTTP listener's metrics, resolved once (see [`Metrics::http`]).
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    open: Gauge,
+    refused: Counter,
+    accept_errors: Counter,
+    /// One counter per [`HttpTimeout`], indexed by its discriminant.
+    timeouts: [Counter; HttpTimeout::ALL.len()],
+}
+
+impl HttpMetrics {
+    /// A connection was accepted.
+    pub fn opened(&self) {
+        self.open.inc();
+    }
+
+    /// An accepted connection was closed.
+    pub fn closed(&self) {
+        self.open.dec();
+    }
+
+    /// A connection was closed at once because the cap was reached.
+    pub fn refused(&self) {
+        self.refused.inc();
+    }
+
+    /// An accept failed (for instance out of file descriptors).
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
+    /// A timer of `kind` fired.
+    pub fn timed_out(&self, kind: HttpTimeout) {
+        self.timeouts[kind as usize].inc();
+    }
+}
+
 /// What plugin storage did since the last report, and its state now (see [`Metrics::storage`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StorageReport {
@@ -120,6 +186,7 @@ pub struct Metrics {
     storage_pending: Gauge,
     storage_failing: Gauge,
     call_slots: Family<TenantCalls, Gauge>,
+    http: HttpMetrics,
 }
 
 impl Default for Metrics {
@@ -245,8 +312,41 @@ impl Default for Metrics {
             "Plugin calls of each tenant holding a call slot (state=in_flight) and waiting in its queue (state=queued), sampled every second",
             call_slots.clone(),
         );
+        let timeouts = Family::<TimeoutKind, Counter>::default();
+        registry.register(
+            "wxhost_http_timeouts",
+            "HTTP timers that fired (kind: header, a request head late, the connection closed; \
+             body, a request body late, answered 408; idle, a kept-alive connection closed)",
+            timeouts.clone(),
+        );
+        let http = HttpMetrics {
+            open: Gauge::default(),
+            refused: Counter::default(),
+            accept_errors: Counter::default(),
+            timeouts: HttpTimeout::ALL.map(|kind| {
+                timeouts
+                    .get_or_create(&TimeoutKind { kind: kind.label() })
+                    .clone()
+            }),
+        };
+        registry.register(
+            "wxhost_http_connections",
+            "HTTP connections open",
+            http.open.clone(),
+        );
+        registry.register(
+            "wxhost_http_connections_refused",
+            "Connections closed as soon as accepted because [http] max_connections were open",
+            http.refused.clone(),
+        );
+        registry.register(
+            "wxhost_http_accept_errors",
+            "Failed accepts (such as EMFILE, out of file descriptors), each followed by a pause",
+            http.accept_errors.clone(),
+        );
         Metrics {
             registry,
+            http,
             call_slots,
             storage_commits,
             storage_committed_writes,
@@ -484,6 +584,11 @@ impl Metrics {
         }
     }
 
+    /// The HTTP listener's metrics.
+    pub fn http(&self) -> HttpMetrics {
+        self.http.clone()
+    }
+
     /// Counts a retry answered from the dedup table.
     pub fn dedup_hit(&self, tenant: &str, state: &str) {
         count(&self.dedup_hits, tenant, state);
@@ -491,7 +596,11 @@ impl Metrics {
 
     /// The dedup table's eviction counters (`wxhost_dedup_evictions{reason}`).
     pub fn dedup_evictions(&self) -> DedupEvictions {
-        let get = |reason| self.dedup_evictions.get_or_create(&Reason { reason }).clone();
+        let get = |reason| {
+            self.dedup_evictions
+                .get_or_create(&Reason { reason })
+                .clone()
+        };
         DedupEvictions {
             answers: get("answer_bytes"),
             entries: get("entries"),
@@ -606,6 +715,30 @@ mod tests {
             text.contains(r#"wxhost_requests_total{tenant="shop",outcome="retry_timed_out"} 1"#)
         );
         assert!(text.contains(r#"wxhost_requests_total{tenant="shop",outcome="handled"} 0"#));
+    }
+
+    #[test]
+    fn http_metrics_count_in_their_series() {
+        let metrics = Metrics::default();
+        let http = metrics.http();
+        http.opened();
+        http.opened();
+        http.closed();
+        http.refused();
+        http.accept_error();
+        http.timed_out(HttpTimeout::Body);
+        metrics.http().timed_out(HttpTimeout::Body);
+        let text = metrics.encode();
+        for line in [
+            "wxhost_http_connections 1",
+            "wxhost_http_connections_refused_total 1",
+            "wxhost_http_accept_errors_total 1",
+            r#"wxhost_http_timeouts_total{kind="body"} 2"#,
+            r#"wxhost_http_timeouts_total{kind="header"} 0"#,
+            r#"wxhost_http_timeouts_total{kind="idle"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 
     #[test]
