@@ -49,6 +49,8 @@ struct RawConfig {
     #[serde(default)]
     runtime: RuntimeLimits,
     #[serde(default)]
+    http: HttpConfig,
+    #[serde(default)]
     tenants: Vec<RawTenant>,
 }
 
@@ -141,6 +143,66 @@ pub struct MatchRules {
     pub regex: Option<String>,
 }
 
+/// The HTTP listener (`[http]`; a change needs a restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request head must have arrived this long after its first byte (or after the
+    /// connection opened, for its first request); else the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A request body must have arrived this long after its head; else 408 and the
+    /// connection is closed.
+    pub body_timeout_ms: u64,
+    /// A kept-alive connection with no new request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once; more are closed as soon as accepted. Lowered at start to
+    /// what the file descriptor limit allows (less a reserve for files and outbound calls).
+    pub max_connections: usize,
+    /// On shutdown, requests in flight get this long to finish before their connections are
+    /// closed (idle and half-sent connections are closed at once).
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+fn check_http(p: &mut Problems, http: &HttpConfig) {
+    for (key, value, range) in [
+        (
+            "http.header_read_timeout_ms",
+            http.header_read_timeout_ms,
+            100..=300_000,
+        ),
+        ("http.body_timeout_ms", http.body_timeout_ms, 100..=300_000),
+        (
+            "http.idle_timeout_ms",
+            http.idle_timeout_ms,
+            100..=3_600_000,
+        ),
+        (
+            "http.shutdown_grace_ms",
+            http.shutdown_grace_ms,
+            0..=600_000,
+        ),
+    ] {
+        if !range.contains(&value) {
+            p.add(key, format!("must be {}..={}", range.start(), range.end()));
+        }
+    }
+    if !(1..=1_000_000).contains(&http.max_connections) {
+        p.add("http.max_connections", "must be 1..=1000000");
+    }
+}
+
 /// Plugin limits given in the file: each field overrides the level above it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +271,8 @@ pub struct Config {
     pub limits: Limits,
     /// Sizes of the plugin runtime (a change needs a restart).
     pub runtime: RuntimeLimits,
+    /// The HTTP listener's timers and connection cap (a change needs a restart).
+    pub http: HttpConfig,
     /// The tenants, in file order.
     pub tenants: Vec<TenantConfig>,
 }
@@ -343,6 +407,7 @@ impl Config {
         }
         let limits = raw.limits.apply(Limits::default());
         check_limits(&mut p, "limits", &limits, &raw.runtime);
+        check_http(&mut p, &raw.http);
 
         let mut ids = HashSet::new();
         let tenants = raw
@@ -387,6 +452,7 @@ impl Config {
             api_timeout_ms: raw.api_timeout_ms,
             limits,
             runtime: raw.runtime,
+            http: raw.http,
             tenants,
         })
     }
@@ -651,6 +717,52 @@ mod tests {
         );
         assert_eq!(config.tenants[0].mode, Mode::Safe);
         assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn the_http_table_has_defaults_and_checked_ranges() {
+        let tenant = "[[tenants]]\nid = \"a\"\nappid = \"wx\"\ntoken = \"tok\"\nmode = \"plain\"\n";
+        let config = parse(tenant).expect("valid");
+        assert_eq!(config.http, HttpConfig::default());
+        assert_eq!(
+            (
+                config.http.header_read_timeout_ms,
+                config.http.body_timeout_ms,
+                config.http.idle_timeout_ms,
+                config.http.max_connections,
+                config.http.shutdown_grace_ms
+            ),
+            (5_000, 10_000, 60_000, 10_000, 5_000)
+        );
+        let config = parse(&format!(
+            "[http]\nidle_timeout_ms = 1500\nmax_connections = 7\n{tenant}"
+        ))
+        .expect("valid");
+        assert_eq!(
+            (config.http.idle_timeout_ms, config.http.max_connections),
+            (1_500, 7)
+        );
+        assert_eq!(config.http.header_read_timeout_ms, 5_000);
+        let err = parse(&format!(
+            "[http]\nheader_read_timeout_ms = 0\nbody_timeout_ms = 99\nidle_timeout_ms = 0\n\
+             max_connections = 0\nshutdown_grace_ms = 600001\n{tenant}"
+        ))
+        .expect_err("out of range");
+        let problems = problems_by_key(&err);
+        for key in [
+            "http.header_read_timeout_ms",
+            "http.body_timeout_ms",
+            "http.idle_timeout_ms",
+            "http.max_connections",
+            "http.shutdown_grace_ms",
+        ] {
+            assert!(
+                problems.contains_key(key),
+                "no problem for {key}: {problems:?}"
+            );
+        }
+        let err = parse(&format!("[http]\nread_timeout_ms = 1\n{tenant}")).expect_err("unknown");
+        assert!(err.problems[0].1.contains("read_timeout_ms"), "{err}");
     }
 
     #[test]
