@@ -165,8 +165,8 @@ fn warn_missing_plugins(config: &Config, registry: &Registry) {
 }
 
 /// Serves the config at `config_path` on `listener` until `shutdown` resolves, then stops
-/// accepting, finishes the requests in flight and late replies (within the async budget), and
-/// flushes storage.
+/// accepting, finishes the requests in flight (within `[http] shutdown_grace_ms`) and late
+/// replies (within the async budget), and flushes storage.
 pub async fn run(
     config_path: PathBuf,
     listener: TcpListener,
@@ -206,10 +206,14 @@ pub async fn run(
         stop.clone(),
     ));
 
-    axum::serve(listener, router(app.state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+    crate::http::listener::serve(
+        listener,
+        router(app.state.clone()),
+        &app.config.http,
+        app.state.metrics.http(),
+        shutdown,
+    )
+    .await;
 
     tracing::info!("shutting down: finishing late replies");
     let late = &app.state.dispatcher.tasks;
@@ -315,6 +319,7 @@ async fn watch_config(
             ("data_dir", running.data_dir != config.data_dir),
             ("cache_dir", running.cache_dir != config.cache_dir),
             ("runtime", running.runtime != config.runtime),
+            ("http", running.http != config.http),
             (
                 "passive_budget_ms",
                 running.passive_budget_ms != config.passive_budget_ms,

@@ -1,6 +1,9 @@
 //! The HTTP surface: `GET|POST /wx/{tenant}` (WeChat callbacks), `/healthz`, `/metrics`.
 //! Bad input always gets a 4xx with its reason (logged with the tenant id), never a 5xx;
-//! `PushError::refusal` is the one table of statuses and outcome labels.
+//! `PushError::refusal` is the one table of statuses and outcome labels. [`listener`] serves the
+//! router with its timers and connection cap.
+
+pub mod listener;
 
 use std::sync::Arc;
 

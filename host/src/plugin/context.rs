@@ -11,9 +11,9 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::allow_list::HostPattern;
-use super::limits::Limits;
+use super::limits::{Limits, TokenBucket};
 use crate::storage::{KvStore, Namespace};
-use crate::telemetry::Metrics;
+use crate::telemetry::{LogDrops, Metrics};
 use crate::wechat::Reply;
 use crate::wechat_api::AccountApi;
 
@@ -34,6 +34,9 @@ pub struct CallContext {
     pub api: Option<ApiGrant>,
     /// The `http` capability, when granted.
     pub http: Option<HttpGrant>,
+    /// The log lines the chain entry may still write: its clones share it, so every call and
+    /// every instance of the entry draw on one budget.
+    pub log: Arc<LogBudget>,
     /// Which context this is: clones share it, every change of grants makes a new one.
     identity: u64,
 }
@@ -90,8 +93,17 @@ impl CallContext {
             limits,
             api: None,
             http: None,
+            log: Arc::new(LogBudget::new(&limits, LogDrops::default())),
             identity: next_identity(),
         }
+    }
+
+    /// Counts the log lines the entry drops in `drops` (its series of
+    /// `wxhost_plugin_log_lines_dropped`), with a budget of its own from now on.
+    pub fn with_log_drops(mut self, drops: LogDrops) -> Self {
+        self.log = Arc::new(LogBudget::new(&self.limits, drops));
+        self.identity = next_identity();
+        self
     }
 
     /// Grants `wechat-api`.
@@ -112,6 +124,65 @@ impl CallContext {
     /// then may an instance made for one serve the other.
     pub fn same_as(&self, other: &CallContext) -> bool {
         self.identity == other.identity && self.limits == other.limits
+    }
+}
+
+/// The log lines a chain entry may write across its calls: `log_lines_per_sec` with bursts of
+/// `log_lines_burst`, shared by `log` lines and captured output lines; and the counts of the
+/// lines it dropped, past a call's `log_lines` or past the rate.
+#[derive(Debug)]
+pub struct LogBudget {
+    bucket: TokenBucket,
+    drops: LogDrops,
+    /// When the last note of dropped output was logged, in milliseconds since `created`
+    /// (`u64::MAX`: never).
+    noted_at: AtomicU64,
+    created: Instant,
+}
+
+/// How often at most an entry's dropped output is noted in the log.
+const NOTE_EVERY_MS: u64 = 1_000;
+
+impl LogBudget {
+    /// A full budget for `limits`, counting drops in `drops`.
+    pub fn new(limits: &Limits, drops: LogDrops) -> Self {
+        LogBudget {
+            bucket: TokenBucket::new(limits.log_lines_per_sec, limits.log_lines_burst),
+            drops,
+            noted_at: AtomicU64::new(u64::MAX),
+            created: Instant::now(),
+        }
+    }
+
+    /// Whether one more line may be written now; one that may not is counted (`rate`).
+    pub fn admit(&self) -> bool {
+        let admitted = self.bucket.take();
+        if !admitted {
+            self.drops.rate(1);
+        }
+        admitted
+    }
+
+    /// Counts `n` lines dropped past a call's `log_lines`.
+    pub fn dropped_past_cap(&self, n: u64) {
+        self.drops.per_call_cap(n);
+    }
+
+    /// Lines dropped so far: past the per-call cap, and past the rate.
+    pub fn dropped(&self) -> (u64, u64) {
+        self.drops.counts()
+    }
+
+    /// Whether a note of dropped output may be logged now (once a second at most, so that a
+    /// flooding plugin does not flood the log with notes instead).
+    pub fn note_due(&self) -> bool {
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.noted_at.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= NOTE_EVERY_MS;
+        due && self
+            .noted_at
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -239,5 +310,59 @@ impl Caller {
     /// The call's limits.
     pub fn limits(&self) -> &Limits {
         &self.ctx.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryKv;
+
+    #[test]
+    fn the_clones_of_a_context_share_one_log_budget() {
+        let limits = Limits {
+            log_lines_per_sec: 1,
+            log_lines_burst: 3,
+            ..Limits::default()
+        };
+        let ctx = CallContext::new(
+            "t",
+            Default::default(),
+            Arc::new(MemoryKv::default()),
+            limits,
+        );
+        let clone = ctx.clone();
+        assert!(ctx.log.admit() && clone.log.admit() && ctx.log.admit());
+        assert!(!clone.log.admit(), "the burst is spent, by both");
+        assert_eq!(ctx.log.dropped(), (0, 1));
+        let other = CallContext::new(
+            "t",
+            Default::default(),
+            Arc::new(MemoryKv::default()),
+            limits,
+        );
+        assert!(other.log.admit(), "another entry has a budget of its own");
+        let counted = ctx.with_log_drops(LogDrops::default());
+        assert!(counted.log.admit(), "and so does one counted elsewhere");
+        assert!(!counted.same_as(&clone));
+    }
+
+    #[test]
+    fn dropped_output_is_noted_once_a_second_at_most() {
+        let mut budget = LogBudget::new(&Limits::default(), LogDrops::default());
+        budget.created = Instant::now()
+            .checked_sub(std::time::Duration::from_secs(10))
+            .expect("the monotonic clock is past 10 s");
+        assert!(budget.note_due());
+        assert!(!budget.note_due(), "noted just now");
+        let noted = budget.noted_at.load(Ordering::Relaxed);
+        budget
+            .noted_at
+            .store(noted - NOTE_EVERY_MS + 50, Ordering::Relaxed);
+        assert!(!budget.note_due(), "noted 950 ms ago");
+        budget
+            .noted_at
+            .store(noted - NOTE_EVERY_MS, Ordering::Relaxed);
+        assert!(budget.note_due(), "a second ago");
     }
 }
