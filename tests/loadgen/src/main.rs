@@ -77,7 +77,7 @@ enum Command {
         /// Seconds of measured load (after one second of warm-up).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Pushes prepared; by default 150,000 per second of the run and warm-up, more than
+        /// Pushes prepared; by default 250,000 per second of the run and warm-up, more than
         /// this machine sends to hello-world. The run fails if they run out.
         #[arg(long)]
         pushes: Option<usize>,
@@ -176,7 +176,7 @@ async fn load(
     pushes: Option<usize>,
     label: &str,
 ) -> anyhow::Result<()> {
-    let pushes = pushes.unwrap_or(150_000 * (seconds as usize + 1));
+    let pushes = pushes.unwrap_or(250_000 * (seconds as usize + 1));
     let authority = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
