@@ -213,6 +213,8 @@ struct LimitOverrides {
     table_elements: Option<u32>,
     log_lines: Option<u32>,
     log_line_bytes: Option<u32>,
+    log_lines_per_sec: Option<u32>,
+    log_lines_burst: Option<u32>,
     output_bytes: Option<u32>,
     kv_key_bytes: Option<u32>,
     kv_value_bytes: Option<u32>,
@@ -233,6 +235,8 @@ impl LimitOverrides {
             table_elements: self.table_elements.unwrap_or(base.table_elements),
             log_lines: self.log_lines.unwrap_or(base.log_lines),
             log_line_bytes: self.log_line_bytes.unwrap_or(base.log_line_bytes),
+            log_lines_per_sec: self.log_lines_per_sec.unwrap_or(base.log_lines_per_sec),
+            log_lines_burst: self.log_lines_burst.unwrap_or(base.log_lines_burst),
             output_bytes: self.output_bytes.unwrap_or(base.output_bytes),
             kv_key_bytes: self.kv_key_bytes.unwrap_or(base.kv_key_bytes),
             kv_value_bytes: self.kv_value_bytes.unwrap_or(base.kv_value_bytes),
@@ -894,6 +898,28 @@ encoding_aes_key = "{KEY}"
         let entry = &config.tenants[0].plugins[0];
         assert_eq!((entry.limits.fuel, entry.limits.deadline_ms), (5, 300));
         assert_eq!(entry.settings.get("n"), Some(&serde_json::json!(3)));
+    }
+
+    #[test]
+    fn the_log_rate_is_configured_per_host_and_plugin() {
+        let tenant = "[[tenants]]\nid = \"a\"\nappid = \"wx\"\ntoken = \"tok\"\nmode = \"plain\"\n";
+        let config = parse(&format!(
+            "[limits]\nlog_lines_per_sec = 10\n{tenant}\
+             [[tenants.plugins]]\nname = \"echo\"\nlimits = {{ log_lines_burst = 5 }}\n"
+        ))
+        .expect("valid");
+        let limits = config.tenants[0].plugins[0].limits;
+        assert_eq!((limits.log_lines_per_sec, limits.log_lines_burst), (10, 5));
+        let err = parse(&format!(
+            "{tenant}[[tenants.plugins]]\nname = \"echo\"\nlimits = {{ log_lines_per_sec = 0 }}\n"
+        ))
+        .expect_err("zero");
+        let problems = problems_by_key(&err);
+        let problem = problems.get("tenants[a].plugins[0].limits").copied();
+        assert!(
+            problem.is_some_and(|p| p.contains("log_lines_per_sec")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -148,7 +148,8 @@ impl Tenant {
                     entry.settings.clone(),
                     Arc::clone(&services.kv),
                     entry.limits,
-                );
+                )
+                .with_log_drops(services.metrics.log_drops(&config.id, &entry.name));
                 if let Some(paths) = &entry.grants.wechat_api {
                     context = context.with_api(ApiGrant {
                         api: api.clone(),

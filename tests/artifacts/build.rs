@@ -36,6 +36,7 @@ const WORKSPACES: &[(&str, &[&str])] = &[
             "instance-state",
             "field-reader",
             "message-mirror",
+            "log-flood",
         ],
     ),
 ];

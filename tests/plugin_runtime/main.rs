@@ -7,6 +7,7 @@ mod folder;
 mod limits;
 mod message_mirror;
 mod scaffold;
+mod logs;
 mod warm;
 
 use std::sync::Arc;

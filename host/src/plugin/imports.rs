@@ -2,6 +2,7 @@
 //! `raw-fields`, `log`, `config` and `kv`. The granted imports live in `capabilities` and
 //! `outbound`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,13 +37,17 @@ impl raw_fields::Host for RawFieldsImport {
 }
 
 /// `log`: lines go to the host's log, tagged with tenant and plugin, at most `log_lines` per
-/// call, each cut at `log_line_bytes`.
+/// call and within the chain entry's rate (its [`LogBudget`](super::context::LogBudget)),
+/// each cut at `log_line_bytes` and escaped ([`escape_log_line`]) so that it stays one line
+/// of the host's log.
 #[derive(Debug)]
 pub struct LogImport {
     caller: Arc<Caller>,
     lines: u32,
-    /// Lines dropped past the cap.
+    /// Lines dropped past the per-call cap.
     pub dropped: u32,
+    /// Lines dropped past the entry's rate.
+    pub rate_dropped: u32,
 }
 
 impl LogImport {
@@ -52,6 +57,7 @@ impl LogImport {
             caller: Arc::clone(caller),
             lines: 0,
             dropped: 0,
+            rate_dropped: 0,
         }
     }
 }
@@ -59,12 +65,19 @@ impl LogImport {
 impl log::Host for LogImport {
     fn log(&mut self, level: log::Level, message: String) {
         let limits = self.caller.limits();
+        let budget = &self.caller.ctx.log;
         if self.lines >= limits.log_lines {
             self.dropped += 1;
+            budget.dropped_past_cap(1);
             return;
         }
         self.lines += 1;
+        if !budget.admit() {
+            self.rate_dropped += 1;
+            return;
+        }
         let message = truncate(&message, limits.log_line_bytes as usize);
+        let message = escape_log_line(&message);
         let (tenant, plugin) = (self.caller.tenant(), &*self.caller.plugin);
         match level {
             log::Level::Trace => tracing::trace!(tenant, plugin, "{message}"),
@@ -197,6 +210,37 @@ impl kv::Host for KvImport {
     }
 }
 
+/// `line` as one line of the host's log: newline, carriage return and tab as `\n`, `\r`,
+/// `\t`, every other control character (C0, DEL, C1) and the characters that break or
+/// reorder a line on display (U+2028, U+2029, the bidirectional overrides and isolates) as
+/// `\u{…}`. Backslashes stay as they are: the escapes keep a plugin from writing what looks
+/// like another line of the log (every line it writes carries its tenant and plugin), they
+/// are not meant to be decoded.
+pub fn escape_log_line(line: &str) -> Cow<'_, str> {
+    fn escaped(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !line.chars().any(escaped) {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if escaped(c) => {
+                use std::fmt::Write as _;
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// At most `max` bytes of `s`, cut at a character boundary, marked when cut.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -207,4 +251,120 @@ pub fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::plugin::context::CallContext;
+    use crate::plugin::limits::Limits;
+    use crate::storage::MemoryKv;
+
+    #[test]
+    fn control_characters_and_line_breaks_are_escaped() {
+        for (line, expected) in [
+            ("a\nb\rc\td", r"a\nb\rc\td"),
+            ("\u{1b}[31mred\u{1b}[0m", r"\u{1b}[31mred\u{1b}[0m"),
+            (
+                "nul\u{0} bell\u{7} del\u{7f} nel\u{85}",
+                r"nul\u{0} bell\u{7} del\u{7f} nel\u{85}",
+            ),
+            ("line\u{2028}para\u{2029}", r"line\u{2028}para\u{2029}"),
+            ("\u{202e}txt.exe\u{2066}", r"\u{202e}txt.exe\u{2066}"),
+        ] {
+            assert_eq!(escape_log_line(line), expected, "{line:?}");
+        }
+        for kept in ["plain", r"a \n written out, a \ alone", "中文 😀 <&>", ""] {
+            assert!(matches!(escape_log_line(kept), Cow::Borrowed(s) if s == kept));
+        }
+    }
+
+    /// What a subscriber wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_plugins_log_lines_are_escaped_capped_per_call_and_rate_limited_across_calls() {
+        let limits = Limits {
+            log_lines: 3,
+            log_lines_per_sec: 1,
+            log_lines_burst: 2,
+            ..Limits::default()
+        };
+        let ctx = CallContext::new(
+            "shop",
+            Default::default(),
+            Arc::new(MemoryKv::default()),
+            limits,
+        );
+        let caller = Caller::new("echo".into(), ctx.clone());
+        let written = Written::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer({
+                let written = written.clone();
+                move || written.clone()
+            })
+            .finish();
+        let (first, second) = tracing::subscriber::with_default(subscriber, || {
+            let mut first = LogImport::new(&caller);
+            for i in 0..5 {
+                log::Host::log(
+                    &mut first,
+                    log::Level::Warn,
+                    format!("line {i}\nERROR forged\r\u{1b}[31m"),
+                );
+            }
+            // The next call of the same entry (another instance, even) finds the budget spent.
+            let mut second = LogImport::new(&Caller::new("echo".into(), ctx.clone()));
+            log::Host::log(&mut second, log::Level::Info, "later".into());
+            (first, second)
+        });
+        let written =
+            String::from_utf8(written.0.lock().expect("unpoisoned").clone()).expect("UTF-8 log");
+        assert_eq!(
+            written.lines().count(),
+            2,
+            "two lines written, each one line:\n{written}"
+        );
+        assert!(
+            written.contains(r"line 0\nERROR forged\r\u{1b}[31m"),
+            "{written}"
+        );
+        assert!(
+            written.contains("line 1") && !written.contains("line 2"),
+            "{written}"
+        );
+        assert!(
+            written.contains("tenant=\"shop\"") || written.contains("tenant=shop"),
+            "{written}"
+        );
+        assert!(
+            !written.contains('\u{1b}') && !written.contains('\r'),
+            "{written}"
+        );
+        assert_eq!(
+            (first.dropped, first.rate_dropped),
+            (2, 1),
+            "2 past the cap, 1 past the rate"
+        );
+        assert_eq!((second.dropped, second.rate_dropped), (0, 1));
+        assert_eq!(ctx.log.dropped(), (2, 2), "the entry's counters");
+    }
 }

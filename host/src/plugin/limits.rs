@@ -1,7 +1,9 @@
 //! What one plugin call may use: fuel, wall-clock time, memory, tables, instances, and the
-//! buffers a guest can make the host allocate (log lines, captured output, kv keys and values).
+//! buffers a guest can make the host allocate (log lines, captured output, kv keys and values);
+//! and the rate of log lines a chain entry may write across its calls ([`TokenBucket`]).
 
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,12 @@ pub struct Limits {
     pub log_lines: u32,
     /// Bytes of one log line (longer lines are truncated).
     pub log_line_bytes: u32,
+    /// Log lines a second the chain entry (one plugin in one tenant's chain) may write across
+    /// all its calls and instances, `log` lines and captured stdout/stderr lines alike; more
+    /// are dropped and counted.
+    pub log_lines_per_sec: u32,
+    /// Log lines the chain entry may write at once above that rate, after a quiet spell.
+    pub log_lines_burst: u32,
     /// Bytes of stdout and of stderr kept per call (the rest is dropped).
     pub output_bytes: u32,
     /// Bytes of a kv key.
@@ -53,6 +61,8 @@ impl Default for Limits {
             table_elements: 20_000,
             log_lines: 100,
             log_line_bytes: 4 * 1024,
+            log_lines_per_sec: 100,
+            log_lines_burst: 200,
             output_bytes: 16 * 1024,
             kv_key_bytes: 256,
             kv_value_bytes: 64 * 1024,
@@ -85,6 +95,8 @@ impl Limits {
             ("memory_bytes", self.memory_bytes),
             ("table_elements", u64::from(self.table_elements)),
             ("log_line_bytes", u64::from(self.log_line_bytes)),
+            ("log_lines_per_sec", u64::from(self.log_lines_per_sec)),
+            ("log_lines_burst", u64::from(self.log_lines_burst)),
             ("kv_key_bytes", u64::from(self.kv_key_bytes)),
             ("http_timeout_ms", self.http_timeout_ms),
             ("calls_per_instance", u64::from(self.calls_per_instance)),
@@ -98,6 +110,59 @@ impl Limits {
             return Err("`memory_bytes` must be at least 1048576 (1 MiB)".into());
         }
         Ok(())
+    }
+}
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up (it starts full). Shared
+/// by threads; each take locks it briefly.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<Tokens>,
+}
+
+#[derive(Debug)]
+struct Tokens {
+    available: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket of `burst` tokens refilled at `rate` a second.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        TokenBucket::new_at(rate, burst, Instant::now())
+    }
+
+    fn new_at(rate: u32, burst: u32, now: Instant) -> Self {
+        TokenBucket {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            state: Mutex::new(Tokens {
+                available: f64::from(burst),
+                at: now,
+            }),
+        }
+    }
+
+    /// Takes a token now, if there is one.
+    pub fn take(&self) -> bool {
+        self.take_at(Instant::now())
+    }
+
+    /// Takes a token at `now` (a time no earlier than the last take's), if there is one.
+    fn take_at(&self, now: Instant) -> bool {
+        // A panic while holding the lock leaves a number that is still a number.
+        let mut tokens = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let elapsed = now.saturating_duration_since(tokens.at).as_secs_f64();
+        tokens.available = (tokens.available + elapsed * self.rate).min(self.burst);
+        tokens.at = now.max(tokens.at);
+        if tokens.available >= 1.0 {
+            tokens.available -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -128,5 +193,42 @@ impl Default for RuntimeLimits {
             epoch_tick_ms: 5,
             max_idle_instances: 64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_gives_its_burst_then_its_rate() {
+        let start = Instant::now();
+        let bucket = TokenBucket::new_at(100, 200, start);
+        let taken = (0..1000).filter(|_| bucket.take_at(start)).count();
+        assert_eq!(taken, 200, "the burst at once");
+        let at = |ms| start + Duration::from_millis(ms);
+        assert!(!bucket.take_at(at(5)), "half a token after 5 ms");
+        assert!(bucket.take_at(at(10)), "one after 10 ms");
+        assert!(!bucket.take_at(at(10)));
+        let taken = (0..1000).filter(|_| bucket.take_at(at(1010))).count();
+        assert_eq!(taken, 100, "a second later, a second's worth");
+        let taken = (0..1000).filter(|_| bucket.take_at(at(60_000))).count();
+        assert_eq!(taken, 200, "a long quiet spell saves up the burst, no more");
+        // A time earlier than the last take's adds nothing (and takes nothing away).
+        assert!(!bucket.take_at(at(1)));
+        assert!(bucket.take_at(at(60_010)));
+    }
+
+    #[test]
+    fn log_rates_must_be_positive() {
+        for set in [
+            |l: &mut Limits| l.log_lines_per_sec = 0,
+            |l: &mut Limits| l.log_lines_burst = 0,
+        ] {
+            let mut limits = Limits::default();
+            set(&mut limits);
+            assert!(limits.validate().is_err());
+        }
+        assert_eq!(Limits::default().validate(), Ok(()));
     }
 }

@@ -20,7 +20,7 @@ use super::context::{CallContext, PushScope};
 use super::convert;
 use super::error::Error;
 use super::host::{self, CallState};
-use super::imports::truncate;
+use super::imports::{escape_log_line, truncate};
 use super::limits::RuntimeLimits;
 use super::slots::{FairSlots, NoSlot};
 use crate::wechat;
@@ -401,7 +401,7 @@ impl Runtime {
             }
         };
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        let stderr = log_output(&plugin.name, &ctx.tenant, store.data());
+        let stderr = log_output(&plugin.name, ctx, store.data());
 
         let (result, bindings) = match outer {
             Err(_) => (
@@ -418,7 +418,8 @@ impl Runtime {
             Ok(Ok((bindings, Err(message)))) => (
                 Err(Error::Guest {
                     plugin: plugin.name.to_string(),
-                    message: truncate(&message, MESSAGE_BYTES),
+                    // Logged as part of the error: one line, whatever the plugin wrote.
+                    message: escape_log_line(&truncate(&message, MESSAGE_BYTES)).into_owned(),
                 }),
                 Some(bindings),
             ),
@@ -516,7 +517,8 @@ fn classify(e: wasmtime::Error, plugin: String, state: &CallState, stderr: &str)
             let message = if panic.is_empty() {
                 trap.to_string()
             } else {
-                format!("{trap}; stderr: {}", truncate(panic, MESSAGE_BYTES))
+                let panic = truncate(panic, MESSAGE_BYTES);
+                format!("{trap}; stderr: {}", escape_log_line(&panic))
             };
             Error::Trap { plugin, message }
         }
@@ -531,24 +533,42 @@ fn classify(e: wasmtime::Error, plugin: String, state: &CallState, stderr: &str)
     }
 }
 
-/// Logs what the guest printed, tagged with the plugin and tenant; returns stderr for errors.
-fn log_output(plugin: &str, tenant: &str, state: &CallState) -> String {
+/// Logs what the guest printed, tagged with the plugin and tenant, each line escaped and within
+/// the entry's log rate (`ctx.log`), and notes (once a second at most) what was dropped;
+/// returns stderr for errors.
+fn log_output(plugin: &str, ctx: &CallContext, state: &CallState) -> String {
+    let tenant = ctx.tenant.as_str();
     let (stdout, dropped_out) = state.stdout.take();
     let (stderr, dropped_err) = state.stderr.take();
-    for line in stdout.lines() {
-        tracing::info!(plugin, tenant, stream = "stdout", "{line}");
+    let log = &state.call.log;
+    let mut rate_dropped = log.rate_dropped;
+    for (stream, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        for line in text.lines() {
+            if !ctx.log.admit() {
+                rate_dropped += 1;
+                continue;
+            }
+            let line = escape_log_line(line);
+            if stream == "stdout" {
+                tracing::info!(plugin, tenant, stream, "{line}");
+            } else {
+                tracing::warn!(plugin, tenant, stream, "{line}");
+            }
+        }
     }
-    for line in stderr.lines() {
-        tracing::warn!(plugin, tenant, stream = "stderr", "{line}");
-    }
-    if dropped_out + dropped_err > 0 || state.call.log.dropped > 0 {
+    let dropped = dropped_out + dropped_err > 0 || log.dropped > 0 || rate_dropped > 0;
+    if dropped && ctx.log.note_due() {
+        let (past_cap, past_rate) = ctx.log.dropped();
         tracing::warn!(
             plugin,
             tenant,
             dropped_stdout_bytes = dropped_out,
             dropped_stderr_bytes = dropped_err,
-            dropped_log_lines = state.call.log.dropped,
-            "plugin output over its caps was dropped"
+            dropped_log_lines = log.dropped,
+            rate_limited_lines = rate_dropped,
+            total_dropped_past_cap = past_cap,
+            total_rate_limited = past_rate,
+            "plugin output over its caps was dropped (noted once a second at most)"
         );
     }
     stderr

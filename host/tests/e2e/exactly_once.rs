@@ -81,11 +81,21 @@ async fn clients_hanging_up_mid_chain_do_not_run_it_again() {
 
 #[tokio::test]
 async fn a_client_hanging_up_leaves_the_chain_to_finish_and_its_answer_for_the_retry() {
-    let server = Server::start(&counter(300, ""));
+    let server = Server::start(&counter(600, ""));
     let (query, body) = push(&shop(), &text("o_user", "count me", 9101));
-    post_and_hang_up(&server, &query, &body, Duration::from_millis(50)).await;
-    // Long after the chain finished: the retry gets its answer without running it again.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    post_and_hang_up(&server, &query, &body, Duration::from_millis(200)).await;
+    // Once the chain has finished without its request, the retry gets its answer without
+    // running it again.
+    let finished = r#"wxhost_plugin_duration_seconds_count{tenant="shop",plugin="slow-counter"} 1"#;
+    let waited = std::time::Instant::now();
+    while !server.metrics().await.contains(finished) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the push never ran to its end: {}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, answer) = server.post("shop", &query, body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(reply_of(&answer), Some(Reply::text("run #1")));
