@@ -18,10 +18,11 @@
 //! - [`dispatch`]: the pipeline verify → decrypt → parse → dedup → plugin chain under the
 //!   passive budget → encode, and the hand-off of late replies.
 //! - [`dedup`]: single-flight table of messages in flight and answered, so retries replay the
-//!   first answer.
+//!   first answer; signed queries bound to their bodies for the window, so replays run nothing.
 //! - [`plugin`]: the sandboxed WebAssembly runtime (`Runtime`), the hot-reloaded plugins
 //!   folder (`Registry`), limits, and the host side of the WIT imports (the only `bindgen!`).
-//! - [`storage`]: plugin key-value data behind the `KvStore` trait (redb file, or memory).
+//! - [`storage`]: plugin key-value data behind the `KvStore` trait, and compact expiring facts
+//!   behind `FactStore` (redb file with a write overlay and a group-committing thread, or memory).
 //! - [`http`]: the axum router: callbacks, health, metrics; errors become 4xx responses.
 //! - [`server`]: `wxhost serve`: builds the app, watches config and plugins, shuts down cleanly.
 //! - [`simulator`]: `wxhost send`: a push built exactly as WeChat would, and the answer read back.
