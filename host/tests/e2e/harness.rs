@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wxhost::wechat::xml::Element;
 use wxhost::wechat::{Account, CallbackQuery, EnvelopeParams, Message, Mode, ReplyMessage};
@@ -35,12 +35,21 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     logs: Arc<Mutex<String>>,
     pub http: reqwest::Client,
+    /// A command the binary runs under (such as `prlimit --nofile=256:256 --`), or none.
+    prefix: Vec<String>,
 }
 
 impl Server {
     /// Starts a server whose config is `tenants` (TOML: `[[tenants]]` tables and any top-level
     /// keys before them); the directories are filled in.
     pub fn start(config: &str) -> Server {
+        Server::start_under(&[], config)
+    }
+
+    /// Starts a server as [`Server::start`] does, run by the command `prefix` (which must exec
+    /// the binary, as `prlimit --nofile=256:256 --` does, so the process is the server).
+    pub fn start_under(prefix: &[&str], config: &str) -> Server {
+        let prefix: Vec<String> = prefix.iter().map(|s| (*s).to_owned()).collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).expect("plugins dir");
@@ -48,13 +57,40 @@ impl Server {
             std::fs::copy(path, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
         }
         write_config(dir.path(), config);
-        let (child, addr, logs) = launch(dir.path());
+        let (child, addr, logs) = launch(dir.path(), &prefix);
         Server {
             child,
             addr,
             dir,
             logs,
             http: wxhost::http_client::builder().build().expect("client"),
+            prefix,
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, …) to the server and returns at once.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {}", self.child.id())])
+            .status();
+    }
+
+    /// Waits up to `within` for the process to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waits") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -65,7 +101,7 @@ impl Server {
             .args(["-c", &format!("kill -{signal} {}", self.child.id())])
             .status();
         let _ = self.child.wait();
-        let (child, addr, logs) = launch(self.dir.path());
+        let (child, addr, logs) = launch(self.dir.path(), &self.prefix);
         (self.child, self.addr, self.logs) = (child, addr, logs);
     }
 
@@ -142,9 +178,18 @@ impl Server {
     }
 }
 
-/// Starts `wxhost serve` on the config in `dir`; returns the process, its address and its logs.
-fn launch(dir: &Path) -> (Child, SocketAddr, Arc<Mutex<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wxhost"))
+/// Starts `wxhost serve` on the config in `dir`, run by `prefix` when it is not empty; returns
+/// the process, its address and its logs.
+fn launch(dir: &Path, prefix: &[String]) -> (Child, SocketAddr, Arc<Mutex<String>>) {
+    let mut command = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(env!("CARGO_BIN_EXE_wxhost"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_wxhost")),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(dir.join("wxhost.toml"))
         .env("RUST_LOG", "info")

@@ -5,6 +5,7 @@ mod harness;
 
 mod capabilities;
 mod chain;
+mod connections;
 mod dedup;
 mod exactly_once;
 mod http;
