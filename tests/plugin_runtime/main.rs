@@ -5,9 +5,9 @@ mod examples;
 mod fields;
 mod folder;
 mod limits;
+mod logs;
 mod message_mirror;
 mod scaffold;
-mod logs;
 mod warm;
 
 use std::sync::Arc;
