@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::http_client::{AddressRange, address::non_public};
 use crate::plugin::{HostPattern, Limits, RuntimeLimits, valid_name};
 use crate::secret::Secret;
 use crate::wechat::{AesKey, Mode};
@@ -18,7 +19,8 @@ use crate::wechat_api::{TokenEndpoint, check_path};
 
 /// The capabilities a tenant can grant a plugin (beyond log, config and kv, which every plugin
 /// has): `wechat-api` (customer-service and template messages, raw calls to `api_paths`) and
-/// `http` (outbound requests to `http_hosts`).
+/// `http` (outbound requests to `http_hosts`, reaching non-public addresses only in
+/// `http_private_addresses`).
 pub const CAPABILITIES: &[&str] = &["wechat-api", "http"];
 
 /// WeChat's own limit is 5 s; the passive budget must leave room to send the answer.
@@ -121,6 +123,8 @@ struct RawChainEntry {
     api_paths: Vec<String>,
     #[serde(default)]
     http_hosts: Vec<String>,
+    #[serde(default)]
+    http_private_addresses: Vec<String>,
     #[serde(default)]
     limits: LimitOverrides,
 }
@@ -624,6 +628,10 @@ pub struct Grants {
     pub wechat_api: Option<Vec<String>>,
     /// `http`: outbound requests to these hosts.
     pub http: Option<Vec<HostPattern>>,
+    /// With `http`: the addresses outside the public internet (loopback, private, link-local,
+    /// …) those requests may connect to, whether a URL names them or a name resolves to them;
+    /// every other non-public address is refused. Ports are `http_hosts`' business.
+    pub http_private_addresses: Vec<AddressRange>,
 }
 
 fn grants(p: &mut Problems, key: &str, entry: &RawChainEntry) -> Grants {
@@ -676,6 +684,33 @@ fn grants(p: &mut Problems, key: &str, entry: &RawChainEntry) -> Grants {
             "needs the `http` capability in `capabilities`",
         ),
         None => {}
+    }
+    let private_key = format!("{key}.http_private_addresses");
+    if grants.http.is_none() && !entry.http_private_addresses.is_empty() {
+        p.add(
+            private_key.clone(),
+            "needs the `http` capability in `capabilities`",
+        );
+    }
+    for range in &entry.http_private_addresses {
+        match range.parse::<AddressRange>() {
+            Ok(range) => grants.http_private_addresses.push(range),
+            Err(e) => p.add(private_key.clone(), e),
+        }
+    }
+    // An address in `http_hosts` outside the public internet is reached only when granted.
+    for pattern in grants.http.iter().flatten() {
+        let Some(ip) = pattern.ip() else { continue };
+        let Some(kind) = non_public(ip) else { continue };
+        if !grants.http_private_addresses.iter().any(|r| r.contains(ip)) {
+            p.add(
+                format!("{key}.http_hosts"),
+                format!(
+                    "{pattern} is a {kind} address: it is reached only if \
+                     `http_private_addresses` lists it (e.g. [\"{ip}\"])"
+                ),
+            );
+        }
     }
     grants
 }
@@ -824,6 +859,15 @@ mod tests {
                 "capabilities = [\"wechat-api\"]\napi_paths = [\"../x\"]\n",
                 "api_paths",
             ),
+            (
+                "http_private_addresses = [\"127.0.0.1\"]\n",
+                "http_private_addresses",
+            ),
+            (
+                "capabilities = [\"http\"]\nhttp_hosts = [\"a.com\"]\n\
+                 http_private_addresses = [\"10.0.0.1/8\"]\n",
+                "http_private_addresses",
+            ),
         ] {
             let err = tenant(plugins).expect_err(plugins);
             let problems = problems_by_key(&err);
@@ -833,6 +877,45 @@ mod tests {
                 "{plugins}: {problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn non_public_addresses_in_http_hosts_need_an_explicit_grant() {
+        let tenant = |plugins: &str| {
+            parse(&format!(
+                "[[tenants]]\nid = \"t\"\nappid = \"wx1\"\ntoken = \"tok\"\nmode = \"plain\"\n\
+                 [[tenants.plugins]]\nname = \"p\"\ncapabilities = [\"http\"]\n{plugins}"
+            ))
+        };
+        let err = tenant("http_hosts = [\"127.0.0.1:8080\", \"[fe80::1]:80\", \"8.8.8.8\"]\n")
+            .expect_err("loopback and link-local without a grant");
+        assert_eq!(
+            problems_by_key(&err).get("tenants[t].plugins[0].http_hosts"),
+            Some(
+                &"[fe80::1]:80 is a link-local address: it is reached only if \
+                   `http_private_addresses` lists it (e.g. [\"fe80::1\"])"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("127.0.0.1:8080 is a loopback address"),
+            "{err}"
+        );
+        let config = tenant(
+            "http_hosts = [\"127.0.0.1:8080\", \"internal.example\"]\n\
+             http_private_addresses = [\"127.0.0.1\", \"10.0.0.0/8\"]\n",
+        )
+        .expect("granted");
+        let grants = &config.tenants[0].plugins[0].grants;
+        assert_eq!(
+            grants
+                .http_private_addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["127.0.0.1", "10.0.0.0/8"]
+        );
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl App {
                 Arc::clone(&metrics),
                 Duration::from_millis(config.api_timeout_ms),
             )?),
-            http: crate::http_client::builder().build()?,
+            http: crate::http_client::PluginClients::new()?,
             kv: Arc::clone(&kv),
             metrics: Arc::clone(&metrics),
         };

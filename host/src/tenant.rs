@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use regex::Regex;
 
 use crate::config::{ChainEntryConfig, Config, MatchRules, TenantConfig};
+use crate::http_client::{AddressPolicy, PluginClients};
 use crate::plugin::{ApiGrant, CallContext, HttpGrant, WarmInstances};
 use crate::secret::Secret;
 use crate::storage::KvStore;
@@ -21,8 +22,8 @@ pub struct Services {
     pub kv: Arc<dyn KvStore>,
     /// The WeChat API client.
     pub api: Arc<ApiClient>,
-    /// The client of plugins' outbound HTTP.
-    pub http: reqwest::Client,
+    /// The clients of plugins' outbound HTTP (each grant gets one for its address policy).
+    pub http: PluginClients,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -157,9 +158,17 @@ impl Tenant {
                     });
                 }
                 if let Some(hosts) = &entry.grants.http {
+                    let addresses = AddressPolicy::new(entry.grants.http_private_addresses.clone());
                     context = context.with_http(HttpGrant {
-                        client: services.http.clone(),
+                        client: services.http.client(&addresses).map_err(|e| {
+                            anyhow::anyhow!(
+                                "tenant {}: plugin {}: outbound HTTP client: {e}",
+                                config.id,
+                                entry.name
+                            )
+                        })?,
                         hosts: hosts.clone().into(),
+                        addresses,
                         metrics: Arc::clone(&services.metrics),
                     });
                 }
@@ -171,7 +180,7 @@ impl Tenant {
                     matcher: Matcher::new(&entry.match_rules)?,
                 })
             })
-            .collect::<Result<_, regex::Error>>()?;
+            .collect::<anyhow::Result<_>>()?;
         Ok(Tenant {
             id: config.id.clone(),
             account,

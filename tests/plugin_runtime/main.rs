@@ -1,6 +1,8 @@
 //! The plugin runtime against real compiled plugins: the examples, the limits enforced on the
-//! misbehaving ones, the compile cache, and the hot-reloaded plugins folder.
+//! misbehaving ones, the addresses outbound HTTP may reach, the compile cache, and the
+//! hot-reloaded plugins folder.
 
+mod addresses;
 mod examples;
 mod fields;
 mod folder;

@@ -1,8 +1,10 @@
 //! The hosts a plugin may reach with outbound HTTP, as written in the tenant config:
 //! `api.example.com` (its default ports), `api.example.com:8443` (that port only) and
-//! `*.example.com` (any subdomain, not the domain itself).
+//! `*.example.com` (any subdomain, not the domain itself). Which addresses the connection may
+//! then go to is the grant's `AddressPolicy` (`http_client::address`), checked after DNS.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 /// One allowed host.
@@ -26,6 +28,15 @@ impl HostPattern {
             host == self.host
         };
         host_ok && port == self.port.unwrap_or(default_port)
+    }
+
+    /// The address, when the pattern is an IP literal (`127.0.0.1:9000`, `[::1]`).
+    pub fn ip(&self) -> Option<IpAddr> {
+        if self.wildcard {
+            return None;
+        }
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.parse().ok()
     }
 }
 
@@ -116,6 +127,13 @@ mod tests {
         assert!(!w.allows("example.com", 443, 443) && !w.allows("badexample.com", 443, 443));
         assert!(pattern("[::1]:8080").allows("[::1]", 8080, 80));
         assert_eq!(pattern("*.x.org:81").to_string(), "*.x.org:81");
+        assert_eq!(pattern("127.0.0.1:9000").ip(), Some([127, 0, 0, 1].into()));
+        assert_eq!(
+            pattern("[::1]:8080").ip(),
+            Some(std::net::Ipv6Addr::LOCALHOST.into())
+        );
+        assert_eq!(pattern("localhost").ip(), None);
+        assert_eq!(pattern("*.example.com").ip(), None);
     }
 
     #[test]

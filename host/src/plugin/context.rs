@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::allow_list::HostPattern;
 use super::limits::{Limits, TokenBucket};
+use crate::http_client::AddressPolicy;
 use crate::storage::{KvStore, Namespace};
 use crate::telemetry::{LogDrops, Metrics};
 use crate::wechat::Reply;
@@ -53,10 +54,14 @@ pub struct ApiGrant {
 /// The `http` capability as granted to one plugin in one tenant.
 #[derive(Debug, Clone)]
 pub struct HttpGrant {
-    /// The shared outbound client.
+    /// The outbound client; it connects only to addresses `addresses` allows (built for it by
+    /// `http_client::PluginClients`).
     pub client: reqwest::Client,
-    /// The hosts the plugin may reach.
+    /// The hosts the plugin may name.
     pub hosts: Arc<[HostPattern]>,
+    /// The addresses its requests may connect to (public ones, and the non-public ones
+    /// granted): checked by `client` after DNS, and on IP-literal URLs before sending.
+    pub addresses: AddressPolicy,
     /// Where requests are counted.
     pub metrics: Arc<Metrics>,
 }

@@ -1,7 +1,9 @@
 //! Outbound HTTP of plugins (`wasi:http/outgoing-handler`): allowed only with the `http`
-//! capability, only to hosts on the plugin's allow-list, a limited number of times per call,
+//! capability, only to hosts on the plugin's allow-list and to addresses its `AddressPolicy`
+//! allows (an IP literal is checked here, a name's addresses by the grant's client after DNS;
+//! redirects are answered to the plugin, never followed), a limited number of times per call,
 //! each request under a timeout (never past the call's deadline) and a response-size cap.
-//! Requests go out through the host's shared client (rustls, connection pooling).
+//! Requests go out through the grant's client (rustls, connection pooling).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::context::{Caller, HttpGrant};
+use crate::http_client::{self, Refused};
 
 /// The largest request body a plugin may send.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -39,8 +42,11 @@ impl OutboundHttp {
         }
     }
 
-    /// The grant to send `request` under, or why it may not go out.
-    fn admit(&mut self, request: &http::Request<WasiBody>) -> Result<HttpGrant, String> {
+    /// The grant and URL to send `request` under, or why it may not go out.
+    fn admit(
+        &mut self,
+        request: &http::Request<WasiBody>,
+    ) -> Result<(HttpGrant, reqwest::Url), String> {
         let Some(grant) = &self.caller.ctx.http else {
             return Err("the `http` capability is not granted".into());
         };
@@ -61,11 +67,24 @@ impl OutboundHttp {
         {
             return Err(format!("{host}:{port} is not on the plugin's http_hosts"));
         }
+        // The URL as the client will read it: a host such as `0x7f.1` is an IPv4 address to it.
+        let url = reqwest::Url::parse(&uri.to_string())
+            .map_err(|e| format!("the URL does not parse: {e}"))?;
+        let literal = url
+            .host_str()
+            .and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse().ok());
+        if let Some(ip) = literal {
+            // The client connects to an IP literal without asking its resolver: check it here.
+            grant
+                .addresses
+                .check(ip)
+                .map_err(|refused| refused.to_string())?;
+        }
         if self.requests_left == 0 {
             return Err("this call used up its http_requests".into());
         }
         self.requests_left -= 1;
-        Ok(grant.clone())
+        Ok((grant.clone(), url))
     }
 }
 
@@ -77,8 +96,8 @@ impl WasiHttpHooks for OutboundHttp {
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = Result<Response, HttpError>> + Send> {
         let caller = Arc::clone(&self.caller);
-        let grant = match self.admit(&request) {
-            Ok(grant) => grant,
+        let (grant, url) = match self.admit(&request) {
+            Ok(admitted) => admitted,
             Err(reason) => {
                 let (tenant, plugin) = (caller.tenant(), &*caller.plugin);
                 tracing::warn!(tenant, plugin, uri = %redacted(request.uri()), "outbound HTTP denied: {reason}");
@@ -97,43 +116,68 @@ impl WasiHttpHooks for OutboundHttp {
             .min(guest_timeout)
             .min(self.deadline.saturating_duration_since(Instant::now()));
         let max = caller.limits().http_response_bytes;
+        let uri = redacted(request.uri());
         Box::new(async move {
             let result =
-                match tokio::time::timeout(timeout, send(&grant.client, request, max)).await {
+                match tokio::time::timeout(timeout, send(&grant.client, url, request, max)).await {
                     Ok(result) => result,
-                    Err(_) => Err(HttpError::HttpResponseTimeout),
+                    Err(_) => Err(HttpError::HttpResponseTimeout.into()),
                 };
+            let (tenant, plugin) = (caller.tenant(), &*caller.plugin);
             let kind = match &result {
                 Ok(_) => "sent".to_owned(),
-                Err(e) => format!("{e:?}")
-                    .split('(')
-                    .next()
-                    .unwrap_or("error")
-                    .to_owned(),
+                Err(Failure {
+                    refused: Some(refused),
+                    ..
+                }) => {
+                    tracing::warn!(tenant, plugin, uri = %uri, "outbound HTTP denied: {refused}");
+                    "denied".to_owned()
+                }
+                Err(Failure { code, .. }) => {
+                    tracing::info!(tenant, plugin, "outbound HTTP failed: {code}");
+                    format!("{code:?}")
+                        .split('(')
+                        .next()
+                        .unwrap_or("error")
+                        .to_owned()
+                }
             };
-            let (tenant, plugin) = (caller.tenant(), &*caller.plugin);
             grant.metrics.http_request(tenant, plugin, &kind);
-            if let Err(e) = &result {
-                tracing::info!(tenant, plugin, "outbound HTTP failed: {e}");
-            }
-            result
+            result.map_err(|failure| failure.code)
         })
     }
 }
 
-/// Sends `request` with `client`; reads at most `max` bytes of the answer.
+/// Why a request failed: the code the plugin gets, and the address refusal behind it if a
+/// name resolved only to addresses the grant does not allow.
+#[derive(Debug)]
+struct Failure {
+    code: HttpError,
+    refused: Option<Refused>,
+}
+
+impl From<HttpError> for Failure {
+    fn from(code: HttpError) -> Self {
+        Failure {
+            code,
+            refused: None,
+        }
+    }
+}
+
+/// Sends `request` to `url` with `client`; reads at most `max` bytes of the answer.
 async fn send(
     client: &reqwest::Client,
+    url: reqwest::Url,
     request: http::Request<WasiBody>,
     max: u64,
-) -> Result<Response, HttpError> {
+) -> Result<Response, Failure> {
     let (parts, body) = request.into_parts();
     let body = http_body_util::Limited::new(body, MAX_REQUEST_BYTES)
         .collect()
         .await
         .map_err(|_| HttpError::HttpRequestBodySize(Some(MAX_REQUEST_BYTES as u64)))?
         .to_bytes();
-    let url = parts.uri.to_string();
     let mut response = client
         .request(parts.method, url)
         .headers(parts.headers)
@@ -142,12 +186,12 @@ async fn send(
         .await
         .map_err(request_error)?;
     if response.content_length().is_some_and(|len| len > max) {
-        return Err(HttpError::HttpResponseBodySize(response.content_length()));
+        return Err(HttpError::HttpResponseBodySize(response.content_length()).into());
     }
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(request_error)? {
         if (bytes.len() + chunk.len()) as u64 > max {
-            return Err(HttpError::HttpResponseBodySize(Some(max)));
+            return Err(HttpError::HttpResponseBodySize(Some(max)).into());
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -171,14 +215,21 @@ async fn send(
     Ok((answer, Box::new(async { Ok(()) })))
 }
 
-fn request_error(e: reqwest::Error) -> HttpError {
-    if e.is_timeout() {
+fn request_error(e: reqwest::Error) -> Failure {
+    if let Some(refused) = http_client::refusal(&e) {
+        return Failure {
+            code: HttpError::HttpRequestDenied,
+            refused: Some(refused.clone()),
+        };
+    }
+    let code = if e.is_timeout() {
         HttpError::HttpResponseTimeout
     } else if e.is_connect() {
         HttpError::ConnectionRefused
     } else {
         HttpError::InternalError(Some(e.without_url().to_string()))
-    }
+    };
+    code.into()
 }
 
 /// The URI without its query (which may carry credentials) for logs.

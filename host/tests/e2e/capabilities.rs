@@ -1,6 +1,7 @@
 //! Plugins acting beyond the passive reply, against the fake WeChat API: late replies sent as
 //! customer-service messages, early replies, and the `wechat-api` and `http` capabilities
-//! granted, denied and allow-listed.
+//! granted, denied and allow-listed, HTTP reaching the fake's loopback address only where
+//! `http_private_addresses` grants it.
 
 use std::time::{Duration, Instant};
 
@@ -93,7 +94,8 @@ async fn the_stock_quote_example_answers_at_once_then_sends_the_quote() {
         &fake,
         &format!(
             "[[tenants.plugins]]\nname = \"stock-quote\"\ncapabilities = [\"http\", \"wechat-api\"]\n\
-             http_hosts = [\"{}\"]\nsettings = {{ service_url = \"{}\" }}\n",
+             http_hosts = [\"{}\"]\nhttp_private_addresses = [\"127.0.0.1\"]\n\
+             settings = {{ service_url = \"{}\" }}\n",
             fake.addr,
             fake.base_url()
         ),
@@ -148,7 +150,8 @@ async fn granted_capabilities_work_within_their_allow_lists() {
         &fake,
         &format!(
             "[[tenants.plugins]]\nname = \"capability-probe\"\ncapabilities = [\"http\", \"wechat-api\"]\n\
-             http_hosts = [\"{}\"]\napi_paths = [\"cgi-bin/message/custom/send\"]\n",
+             http_hosts = [\"{}\"]\nhttp_private_addresses = [\"127.0.0.1\"]\n\
+             api_paths = [\"cgi-bin/message/custom/send\"]\n",
             fake.addr
         ),
     ));
@@ -201,4 +204,47 @@ async fn granted_capabilities_work_within_their_allow_lists() {
     assert_eq!(sent[1]["text"]["content"], "late first");
     assert_eq!(fake.sent("cgi-bin/message/template/send").len(), 1);
     assert_eq!(fake.token_fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_refused_and_loopback_is_reached_only_where_granted() {
+    let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
+    let port = fake.addr.port();
+    let probe = |private: &str| {
+        format!(
+            "[[tenants.plugins]]\nname = \"capability-probe\"\ncapabilities = [\"http\"]\n\
+             http_hosts = [\"localhost:{port}\"]\n{private}"
+        )
+    };
+    // Tenant `t` lists the name only; tenant `u` also grants loopback.
+    let server = Server::start(&config(
+        "",
+        &fake,
+        &format!(
+            "{}[[tenants]]\nid = \"u\"\nappid = \"{APPID}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n{}",
+            probe(""),
+            probe("http_private_addresses = [\"127.0.0.1\", \"::1\"]\n")
+        ),
+    ));
+    let wechat = account(APPID, TOKEN, None, Mode::Plain);
+    let quote = format!("http http://localhost:{port}/quote?symbol=A");
+    let refused = reply_text(server.send("t", &wechat, &text("o", &quote, 300)).await);
+    assert_eq!(refused, "http error: Denied", "logs: {}", server.logs());
+    // The name is on the list: the refusal is the address check's (the fake does not count
+    // `/quote` requests; the log, read from the child as it comes, says why).
+    let why = "is a loopback address, not granted to this plugin";
+    let until = Instant::now() + Duration::from_secs(5);
+    while !server.logs().contains(why) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.logs().contains(why), "{}", server.logs());
+    let granted = reply_text(server.send("u", &wechat, &text("o", &quote, 301)).await);
+    assert_eq!(granted, r#"http 200 {"price":65,"symbol":"A"}"#);
+    let metrics = server.metrics().await;
+    for (tenant, kind) in [("t", "denied"), ("u", "sent")] {
+        let line = format!(
+            r#"wxhost_plugin_http_requests_total{{tenant="{tenant}",plugin="capability-probe",kind="{kind}"}} 1"#
+        );
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 }
