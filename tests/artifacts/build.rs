@@ -37,6 +37,7 @@ const WORKSPACES: &[(&str, &[&str])] = &[
             "field-reader",
             "message-mirror",
             "log-flood",
+            "http-hoard",
         ],
     ),
 ];

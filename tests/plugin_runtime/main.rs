@@ -1,6 +1,6 @@
 //! The plugin runtime against real compiled plugins: the examples, the limits enforced on the
-//! misbehaving ones, the addresses outbound HTTP may reach, the compile cache, and the
-//! hot-reloaded plugins folder.
+//! misbehaving ones (wasi:http resources included), the addresses outbound HTTP may reach, the
+//! compile cache, and the hot-reloaded plugins folder.
 
 mod addresses;
 mod examples;
@@ -9,6 +9,7 @@ mod folder;
 mod limits;
 mod logs;
 mod message_mirror;
+mod resources;
 mod scaffold;
 mod warm;
 

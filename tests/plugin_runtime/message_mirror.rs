@@ -1,17 +1,23 @@
 //! The SDK's mirror of the message model, checked end to end: every message and event type the
-//! host parses goes through the real runtime to `message-mirror`, which answers with the
-//! message as the SDK received it (JSON), and each field is compared with what the host parsed.
+//! host parses goes through the real runtime to `message-mirror`, which hands over the
+//! message as the SDK received it (JSON, in kv: every reply field is capped, and a message's
+//! fields can be longer), and each field is compared with what the host parsed.
 //! Both sides serialise in one shape, so a field lost, renamed or swapped on the way (host
 //! conversion, WIT, SDK conversion) shows as a difference at its path.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
-use wxhost::plugin::Outcome;
+use wxhost::plugin::{Limits, Outcome};
+use wxhost::storage::{KvStore, MemoryKv, Namespace};
 use wxhost::wechat::{Message, Reply};
 use wxhost_tests::plugins;
 
-use super::{default_context, load, runtime};
+use super::{context, load, runtime};
+
+/// The kv key message-mirror keeps the message under, and the text it answers.
+const MIRROR_KEY: &str = "message-mirror";
 
 /// The common head of every push in the corpus.
 const HEAD: &str = "<ToUserName><![CDATA[gh_3f2ea8b5c1d0]]></ToUserName>\
@@ -237,23 +243,30 @@ fn variant(content: &Value) -> String {
     }
 }
 
-/// The message as the plugin received it: the description of its one article.
-fn mirrored(outcome: Result<Outcome, wxhost::plugin::Error>, push: &str) -> Value {
-    let articles = match outcome {
-        Ok(Outcome::Reply(Reply::News { articles })) => articles,
-        other => panic!("expected message-mirror's news reply, got {other:?}\n{push}"),
-    };
-    let [article] = articles.as_slice() else {
-        panic!("expected one article, got {articles:?}");
-    };
-    serde_json::from_str(&article.description).expect("the plugin answers JSON")
+/// The message as the plugin received it: the JSON it wrote to `kv` before answering.
+fn mirrored(
+    outcome: Result<Outcome, wxhost::plugin::Error>,
+    kv: &dyn KvStore,
+    push: &str,
+) -> Value {
+    match outcome {
+        Ok(Outcome::Reply(Reply::Text { content })) if content == MIRROR_KEY => {}
+        other => panic!("expected message-mirror's answer, got {other:?}\n{push}"),
+    }
+    let namespace = Namespace::new("demo", "message-mirror");
+    let json = kv
+        .get(&namespace, MIRROR_KEY)
+        .expect("kv reads")
+        .expect("the plugin wrote the message");
+    serde_json::from_slice(&json).expect("the plugin wrote JSON")
 }
 
 #[tokio::test]
 async fn every_typed_field_reaches_a_plugin_as_the_host_parsed_it() {
     let rt = runtime();
     let mirror = load(&rt, "message-mirror", plugins::MESSAGE_MIRROR);
-    let ctx = default_context();
+    let kv = Arc::new(MemoryKv::default());
+    let ctx = context("demo", json!({}), kv.clone(), Limits::default());
     let mut seen = BTreeSet::new();
     // A text longer than a text reply can hold: the transport must not depend on the size.
     let long = format!(
@@ -264,7 +277,7 @@ async fn every_typed_field_reaches_a_plugin_as_the_host_parsed_it() {
         let push = format!("<xml>{HEAD}{rest}</xml>");
         let msg = Message::parse(&push).unwrap_or_else(|e| panic!("{push}: {e}"));
         let host = serde_json::to_value(&msg).expect("the host's message serialises");
-        let sdk = mirrored(rt.call(&mirror, &ctx, &msg).await.result, &push);
+        let sdk = mirrored(rt.call(&mirror, &ctx, &msg).await.result, &*kv, &push);
 
         let expected: BTreeSet<&str> = HOST_KEYS.iter().copied().collect();
         assert_eq!(keys(&host), expected, "the host's message fields changed");

@@ -3,7 +3,8 @@
 //! allows (an IP literal is checked here, a name's addresses by the grant's client after DNS;
 //! redirects are answered to the plugin, never followed), a limited number of times per call,
 //! each request under a timeout (never past the call's deadline) and a response-size cap.
-//! Requests go out through the grant's client (rustls, connection pooling).
+//! Requests go out through the grant's client (rustls, connection pooling). Also the size of
+//! the request-body buffers a plugin can make the host hold (small without the grant).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +19,12 @@ use crate::http_client::{self, Refused};
 
 /// The largest request body a plugin may send.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// The largest write into an outgoing body's stream, with the `http` grant and without it;
+/// a body buffers at most [`BODY_BUFFER_CHUNKS`] + 1 such writes.
+const BODY_CHUNK_BYTES: usize = 64 * 1024;
+const UNGRANTED_BODY_CHUNK_BYTES: usize = 1024;
+/// Writes an outgoing body buffers before the host reads them (wasmtime-wasi-http adds one).
+const BODY_BUFFER_CHUNKS: usize = 1;
 
 type Response = (
     http::Response<WasiBody>,
@@ -39,6 +46,19 @@ impl OutboundHttp {
             caller: Arc::clone(caller),
             requests_left: caller.limits().http_requests,
             deadline,
+        }
+    }
+
+    /// The most bytes one outgoing body (request or response) can hold in the host.
+    pub fn body_buffer_bytes(&self) -> usize {
+        (BODY_BUFFER_CHUNKS + 1) * self.chunk_bytes()
+    }
+
+    fn chunk_bytes(&self) -> usize {
+        if self.caller.ctx.http.is_some() {
+            BODY_CHUNK_BYTES
+        } else {
+            UNGRANTED_BODY_CHUNK_BYTES
         }
     }
 
@@ -145,6 +165,14 @@ impl WasiHttpHooks for OutboundHttp {
             grant.metrics.http_request(tenant, plugin, &kind);
             result.map_err(|failure| failure.code)
         })
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        BODY_BUFFER_CHUNKS
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        self.chunk_bytes()
     }
 }
 

@@ -96,7 +96,8 @@ impl Plugin {
 /// Instances kept between the calls of one chain entry (one tenant's use of one plugin, with
 /// one config), so a call need not instantiate. An instance is kept only after a call that
 /// ended normally (a reply, `pass`, `handled` or an error value), within the entry's
-/// `calls_per_instance`, with its memory under [`WARM_MEMORY_BYTES`], and while the runtime's
+/// `calls_per_instance`, with its memory under [`WARM_MEMORY_BYTES`], holding no wasi:http
+/// resource and at most `host::WARM_TABLE_ENTRIES` resources, and while the runtime's
 /// `max_idle_instances` allow; it is used again only by the same load of the same plugin in
 /// the same [`CallContext`]. Dropping this drops the instances.
 #[derive(Default)]
@@ -238,8 +239,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)?;
+        host::link_http(&mut linker).map_err(anyhow::Error::from)?;
         host::link(&mut linker).map_err(anyhow::Error::from)?;
 
         start_epoch_ticker(&engine, Duration::from_millis(limits.epoch_tick_ms.max(1)))?;
@@ -426,13 +426,16 @@ impl Runtime {
             Ok(Ok((bindings, Ok(outcome)))) => (outcome_of(outcome, &plugin.name), Some(bindings)),
         };
         // Only an instance whose call ended normally is kept: after a trap, a timeout or a
-        // refused allocation its state is not to be trusted.
+        // refused allocation its state is not to be trusted. Nor is one holding resources
+        // (wasi:http fields, bodies, responses, or many of any kind) that would stay in the
+        // host while it idles.
         if let (Some(warm), Some(bindings)) = (warm, bindings) {
             let calls = calls.saturating_add(1);
             let state = store.data_mut();
             if calls < limits.calls_per_instance
                 && !state.call.limiter.refused
                 && state.call.limiter.memory_peak <= WARM_MEMORY_BYTES
+                && !state.holds_resources()
             {
                 state.end_call();
                 warm.keep(
