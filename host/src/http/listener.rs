@@ -296,35 +296,42 @@ impl TimedStream {
     }
 
     /// Called when the stream would wait: the error that ends the connection once the phase's
-    /// deadline has passed, else `Pending` with the timer armed to wake the connection then.
+    /// deadline has passed, else `Pending` with the timer armed to wake the connection by then.
+    ///
+    /// The timer is only a wake-up: it may fire early (then the deadline is looked at again and
+    /// the timer armed anew), so a kept-alive connection under load moves it only when it fires,
+    /// not at every request. While a request is served there is no deadline, but a wake-up stays
+    /// armed within the idle timeout: hyper does not read again by itself when the response
+    /// ends, and that wake-up is when an idle connection's own deadline gets looked at.
     fn poll_expired(&mut self, cx: &mut Context<'_>, reading: bool) -> Poll<io::Error> {
-        let Some((deadline, kind)) = self.deadline() else {
-            // Busy: no deadline. hyper does not read again by itself when the response ends, so
-            // a wake-up stays armed within the idle timeout: the phase is looked at again then,
-            // and an idle connection's timer armed for its own deadline.
-            let now = Instant::now();
-            let latest = now + self.shared.idle_timeout;
-            if self.timer.deadline() <= now || self.timer.deadline() > latest {
-                self.timer.as_mut().reset(latest);
-            }
-            let _ = self.timer.as_mut().poll(cx);
-            return Poll::Pending;
-        };
-        if reading && self.shared.stopping.is_cancelled() {
+        let phase = self.deadline();
+        if phase.is_some() && reading && self.shared.stopping.is_cancelled() {
             return Poll::Ready(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "the server is shutting down",
             ));
         }
-        if self.timer.deadline() != deadline {
-            self.timer.as_mut().reset(deadline);
+        let now = Instant::now();
+        let wake_by = match phase {
+            Some((deadline, kind)) if deadline <= now => {
+                self.shared.metrics.timed_out(kind);
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("HTTP {} timeout", kind.label()),
+                ));
+            }
+            Some((deadline, _)) => deadline,
+            None => now + self.shared.idle_timeout,
+        };
+        let armed = self.timer.deadline();
+        if armed > wake_by || armed <= now {
+            self.timer.as_mut().reset(wake_by);
         }
-        ready!(self.timer.as_mut().poll(cx));
-        self.shared.metrics.timed_out(kind);
-        Poll::Ready(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("HTTP {} timeout", kind.label()),
-        ))
+        if self.timer.as_mut().poll(cx).is_ready() {
+            // The clock passed the new deadline meanwhile: look again at once.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 }
 
