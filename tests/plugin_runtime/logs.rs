@@ -88,9 +88,9 @@ async fn log_lines_are_one_line_each_escaped() {
     assert_eq!(lines.len(), 3 + 6, "{log}");
     for i in 0..3 {
         assert!(
-            lines.iter().any(|l| l.contains(&format!(
-                r"flood {i}\nERROR forged line\r\u{{1b}}[31mred"
-            ))),
+            lines
+                .iter()
+                .any(|l| l.contains(&format!(r"flood {i}\nERROR forged line\r\u{{1b}}[31mred"))),
             "log line {i} escaped: {log}"
         );
     }
@@ -132,7 +132,11 @@ async fn a_log_flood_is_capped_per_call_and_rate_limited_across_calls_and_instan
         assert_eq!(reply_text(report.result), "sent 150");
     }
     let (past_cap, past_rate) = ctx.log.dropped();
-    assert_eq!(past_cap, 5 * 50, "100 lines a call are considered, 50 are past the cap");
+    assert_eq!(
+        past_cap,
+        5 * 50,
+        "100 lines a call are considered, 50 are past the cap"
+    );
     let written_lines = plugin_lines(&written.text()).len() as u64;
     assert_eq!(past_rate + written_lines, 5 * 100);
     assert!(
@@ -160,10 +164,17 @@ async fn a_log_flood_is_capped_per_call_and_rate_limited_across_calls_and_instan
 
     // Another chain entry has a budget of its own; printed lines draw on it too.
     let other = flood_context(1, 20);
-    let answer = reply_text(rt.call(&plugin, &other, &text("o", "print 150")).await.result);
+    let answer = reply_text(
+        rt.call(&plugin, &other, &text("o", "print 150"))
+            .await
+            .result,
+    );
     assert_eq!(answer, "sent 150");
     let (past_cap, past_rate) = other.log.dropped();
-    assert_eq!(past_cap, 0, "printed lines have no per-call cap but the output cap");
+    assert_eq!(
+        past_cap, 0,
+        "printed lines have no per-call cap but the output cap"
+    );
     assert!(
         (278..=280).contains(&past_rate),
         "300 lines of stdout, 20 written: {past_rate}"
