@@ -209,11 +209,14 @@ impl Dispatcher {
             return Err(PushError::BeforeFloor);
         }
         let window_left = Duration::from_secs(window.remaining_secs(timestamp, now));
+        // `msg_signature` covers the ciphertext: two encrypted pushes that happen to share a
+        // timestamp and nonce stay apart. A plain push has only `signature`, which binds no body.
         let signed = format!(
-            "{}\u{0}{}\u{0}{timestamp}\u{0}{}",
+            "{}\u{0}{}\u{0}{timestamp}\u{0}{}\u{0}{}",
             tenant.id,
             query.signature.as_deref().unwrap_or_default(),
             query.nonce.as_deref().unwrap_or_default(),
+            query.msg_signature.as_deref().unwrap_or_default(),
         );
         match self.signatures.bind(&signed, body, window_left) {
             Binding::Conflict => Err(PushError::SignatureReused),

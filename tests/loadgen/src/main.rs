@@ -156,8 +156,11 @@ fn prepare(tenant: &str, mode: Mode, count: usize) -> anyhow::Result<Vec<Prepare
     (0..count)
         .map(|i| {
             let msg = message(base + i as u64, now)?;
-            let (query, body) =
-                account.simulate_push(&msg, &EnvelopeParams::fresh(now, &mut rng))?;
+            // Every push of a run shares one timestamp: a distinct nonce each keeps their signed
+            // queries apart, as WeChat's differ (a repeated one with another body is refused).
+            let mut params = EnvelopeParams::fresh(now, &mut rng);
+            params.nonce = format!("{i:010}");
+            let (query, body) = account.simulate_push(&msg, &params)?;
             Ok(Prepared {
                 path_and_query: format!("/wx/{tenant}?{}", query.to_query_string()),
                 body: Bytes::from(body),
