@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
-use wxhost::wechat::{CallbackQuery, Mode, Reply};
+use wxhost::wechat::{CallbackQuery, EnvelopeParams, Mode, Reply};
 
 use crate::harness::{KEY_A, Server, account, push, text};
 
@@ -216,4 +216,20 @@ async fn a_compatible_push_stripped_of_encrypt_is_refused() {
     let (status, reason) = server.post("compat", &query, stripped).await;
     assert_eq!(status, 400, "{reason}");
     assert!(reason.contains("plaintext push refused"), "{reason}");
+}
+
+#[tokio::test]
+async fn encrypted_pushes_sharing_a_timestamp_and_nonce_are_both_answered() {
+    // Each carries its own msg_signature over its own ciphertext, so neither is a forgery; two
+    // plain pushes alike are indistinguishable from one, and the second is refused.
+    let server = Server::start(&counter(0, ""));
+    let params = EnvelopeParams::fresh(wxhost::clock::unix_now(), &mut rand::rng());
+    for (n, id) in [(1, 9801), (2, 9802)] {
+        let (query, body) = shop()
+            .simulate_push(&text("o_user", "same nonce", id), &params)
+            .expect("push");
+        let (status, answer) = server.post("shop", &query, body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(reply_of(&answer), Some(Reply::text(format!("run #{n}"))));
+    }
 }
