@@ -1,12 +1,12 @@
 //! The HTTP listener ([`serve`]): an accept loop over hyper's HTTP/1 connections with the timers
 //! a bare `axum::serve` lacks, a cap on open connections, and a shutdown with a deadline.
 //!
-//! A connection is always in one [`Phase`], and its stream ([`TimedStream`]) fails it when the
+//! A connection is always in one `Phase`, and its stream (`TimedStream`) fails it when the
 //! phase's deadline passes while it waits:
 //! - `Head`, waiting for a request head: all of it within `header_read_timeout_ms` of the
 //!   connection opening (its first request) or of the head's first byte (a later one);
 //! - `Busy`, from the head to the end of the response: no connection timer; the body must
-//!   arrive within `body_timeout_ms` of the head ([`DeadlineBody`]; else 408 and the connection
+//!   arrive within `body_timeout_ms` of the head (`DeadlineBody`; else 408 and the connection
 //!   closes), and the passive budget bounds the handler;
 //! - `Idle`, kept alive after a response: the next request's first byte within
 //!   `idle_timeout_ms`.
