@@ -160,6 +160,7 @@ fn kv_error(e: storage::Error) -> kv::Error {
     match e {
         storage::Error::NotANumber => kv::Error::NotANumber,
         storage::Error::Overflow => kv::Error::Overflow,
+        e @ storage::Error::QuotaExceeded { .. } => kv::Error::QuotaExceeded(e.to_string()),
         storage::Error::Backend(reason) => kv::Error::Unavailable(reason),
     }
 }

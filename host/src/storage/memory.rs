@@ -5,16 +5,18 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::usage::{Stored, Usage};
 use super::{
-    Clock, Entry, Error, Fact, FactStore, KvStore, Namespace, Result, SyncFuture, new_secret,
-    system_clock,
+    Clock, Entry, Error, Fact, FactStore, KvStore, KvUsage, Namespace, Quota, Result, SyncFuture,
+    new_secret, system_clock,
 };
 
 /// A [`KvStore`] and [`FactStore`] in mutex-protected maps. Data is lost on restart; every
 /// write is as durable as it will ever be when it returns, so [`KvStore::sync`] is ready at
-/// once.
+/// once. Quotas are checked and counted in [`Usage`], under the lock of the entries.
 pub struct MemoryKv {
     entries: Mutex<HashMap<Vec<u8>, Entry>>,
+    usage: Usage,
     facts: Mutex<Facts>,
     secret: [u8; 32],
     clock: Clock,
@@ -44,6 +46,7 @@ impl MemoryKv {
     pub fn with_clock(clock: Clock) -> Self {
         MemoryKv {
             entries: Mutex::new(HashMap::new()),
+            usage: Usage::new(),
             facts: Mutex::default(),
             secret: new_secret(),
             clock,
@@ -62,7 +65,7 @@ impl MemoryKv {
             .map_err(|_| Error::Backend("memory fact store lock poisoned".into()))
     }
 
-    /// The live entry at `key`, dropping it if expired.
+    /// The live entry at `key`, dropping it if expired (it no longer counts in the usage).
     fn live(map: &mut HashMap<Vec<u8>, Entry>, key: &[u8], now: u64) -> Option<Entry> {
         match map.get(key) {
             Some(entry) if entry.is_live(now) => Some(entry.clone()),
@@ -82,25 +85,57 @@ impl KvStore for MemoryKv {
         Ok(Self::live(&mut map, &ns.storage_key(key), now).map(|e| e.value))
     }
 
-    fn set(&self, ns: &Namespace, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        let entry = Entry::new(value, ttl, (self.clock)());
-        self.lock()?.insert(ns.storage_key(key), entry);
+    fn set_within(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        quota: Quota,
+    ) -> Result<()> {
+        let now = (self.clock)();
+        let entry = Entry::new(value, ttl, now);
+        let key = ns.storage_key(key);
+        let mut map = self.lock()?;
+        let old = map.get(&key).map(Stored::of);
+        self.usage
+            .replace(&key, old, Some(Stored::of(&entry)), now, quota)?;
+        map.insert(key, entry);
         Ok(())
     }
 
     fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
         let now = (self.clock)();
-        let removed = self.lock()?.remove(&ns.storage_key(key));
-        Ok(removed.is_some_and(|e| e.is_live(now)))
+        let key = ns.storage_key(key);
+        let mut map = self.lock()?;
+        let Some(removed) = map.remove(&key) else {
+            return Ok(false);
+        };
+        self.usage.replace(
+            &key,
+            Some(Stored::of(&removed)),
+            None,
+            now,
+            Quota::UNLIMITED,
+        )?;
+        Ok(removed.is_live(now))
     }
 
-    fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64> {
+    fn increment_within(&self, ns: &Namespace, key: &str, delta: i64, quota: Quota) -> Result<i64> {
         let now = (self.clock)();
         let key = ns.storage_key(key);
         let mut map = self.lock()?;
-        let (value, entry) = Entry::incremented(Self::live(&mut map, &key, now), delta)?;
+        let old = map.get(&key).map(Stored::of);
+        let current = map.get(&key).filter(|e| e.is_live(now)).cloned();
+        let (value, entry) = Entry::incremented(current, delta)?;
+        self.usage
+            .replace(&key, old, Some(Stored::of(&entry)), now, quota)?;
         map.insert(key, entry);
         Ok(value)
+    }
+
+    fn usage(&self, ns: &Namespace) -> Result<KvUsage> {
+        Ok(self.usage.held(&ns.storage_prefix(), (self.clock)()))
     }
 
     fn sync(&self) -> SyncFuture {
@@ -185,5 +220,16 @@ mod tests {
     #[tokio::test]
     async fn memory_sync_meets_the_contract() {
         contract::sync(&MemoryKv::default()).await;
+    }
+
+    #[test]
+    fn memory_quotas_meet_the_contract() {
+        let (clock, now) = contract::manual_clock();
+        contract::quotas(&MemoryKv::with_clock(clock), &now);
+    }
+
+    #[test]
+    fn memory_quotas_hold_under_concurrent_writers() {
+        contract::concurrent_quota(&MemoryKv::default());
     }
 }

@@ -2,12 +2,16 @@
 //! optional TTLs, an embedded durable store ([`RedbKv`]) and an in-memory one ([`MemoryKv`]).
 //! Both also keep compact expiring [`Fact`]s ([`FactStore`]) for deduplication.
 //!
-//! Size caps and per-call quotas are the caller's job (the plugin host enforces them before a
-//! guest's request reaches a store); stores only keep data and expire it.
+//! Size caps and per-call caps are the caller's job (the plugin host enforces them before a
+//! guest's request reaches a store). What a namespace holds over time is the store's: each
+//! store counts the live keys and bytes of every namespace ([`KvStore::usage`]) and checks a
+//! write against the caller's [`Quota`] atomically with the write
+//! ([`KvStore::set_within`], [`KvStore::increment_within`]).
 
 mod memory;
 mod overlay;
 mod redb_store;
+mod usage;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -50,6 +54,11 @@ impl Namespace {
         &self.plugin
     }
 
+    /// The prefix of its keys as stored: `tenant NUL plugin NUL`.
+    fn storage_prefix(&self) -> Vec<u8> {
+        self.storage_key("")
+    }
+
     /// The key as stored: `tenant NUL plugin NUL key`.
     fn storage_key(&self, key: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.tenant.len() + self.plugin.len() + key.len() + 2);
@@ -71,9 +80,73 @@ pub enum Error {
     /// `increment` would overflow an i64.
     #[error("counter would overflow")]
     Overflow,
+    /// The write would take its namespace past its [`Quota`]: past `max` keys (`adds` is 1)
+    /// or `max` bytes (`adds` is what the write would add to the `held` bytes).
+    #[error("{}", quota_message(*limit, *held, *adds, *max))]
+    QuotaExceeded {
+        /// Which limit.
+        limit: QuotaLimit,
+        /// What the namespace holds now (keys or bytes).
+        held: u64,
+        /// What the write would add.
+        adds: u64,
+        /// The limit.
+        max: u64,
+    },
     /// The backend failed (I/O, corruption).
     #[error("storage backend failed: {0}")]
     Backend(String),
+}
+
+fn quota_message(limit: QuotaLimit, held: u64, adds: u64, max: u64) -> String {
+    match limit {
+        QuotaLimit::Keys => format!("namespace holds {held} keys, at most {max}"),
+        QuotaLimit::Bytes => {
+            format!("namespace holds {held} bytes, at most {max}; the write adds {adds}")
+        }
+    }
+}
+
+/// Which limit of a [`Quota`] a write would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaLimit {
+    /// `max_keys`.
+    Keys,
+    /// `max_bytes`.
+    Bytes,
+}
+
+/// How much one namespace may hold: live keys, and the bytes of their keys and values (the
+/// key as the plugin names it, without the namespace). An expired entry stops counting at its
+/// expiry, whether or not it has been purged yet.
+///
+/// A write is refused when it would add a key past `max_keys` or grow the bytes past
+/// `max_bytes`; an overwrite is charged the difference only, and one that keeps or lowers what
+/// is held passes even when the namespace is over a quota lowered since. Deletions are never
+/// refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Live keys the namespace may hold.
+    pub max_keys: u64,
+    /// Bytes of their keys and values it may hold.
+    pub max_bytes: u64,
+}
+
+impl Quota {
+    /// No limit (the host's own namespaces).
+    pub const UNLIMITED: Quota = Quota {
+        max_keys: u64::MAX,
+        max_bytes: u64::MAX,
+    };
+}
+
+/// What a namespace holds: live keys, and the bytes of their keys and values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvUsage {
+    /// Live keys.
+    pub keys: u64,
+    /// Bytes of their keys (without the namespace) and values.
+    pub bytes: u64,
 }
 
 /// Result alias of storage operations.
@@ -99,12 +172,33 @@ pub type SyncFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>
 pub trait KvStore: Send + Sync + std::fmt::Debug + 'static {
     /// The value of `key`, unless absent or expired.
     fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Stores `value`, expiring after `ttl` when given (replacing any earlier TTL).
-    fn set(&self, ns: &Namespace, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()>;
-    /// Removes `key`; returns whether it existed (and had not expired).
+    /// Stores `value`, expiring after `ttl` when given (replacing any earlier TTL), without a
+    /// quota (the host's own data).
+    fn set(&self, ns: &Namespace, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        self.set_within(ns, key, value, ttl, Quota::UNLIMITED)
+    }
+    /// [`KvStore::set`] unless the namespace would hold more than `quota` allows
+    /// ([`Error::QuotaExceeded`], nothing written); the check and the write are one step, so
+    /// concurrent writers of a namespace cannot together pass its quota.
+    fn set_within(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        quota: Quota,
+    ) -> Result<()>;
+    /// Removes `key`; returns whether it existed (and had not expired). Frees its quota.
     fn delete(&self, ns: &Namespace, key: &str) -> Result<bool>;
-    /// Adds `delta` to the decimal counter at `key` (absent counts as 0), keeping its TTL.
-    fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64>;
+    /// Adds `delta` to the decimal counter at `key` (absent counts as 0), keeping its TTL,
+    /// without a quota.
+    fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64> {
+        self.increment_within(ns, key, delta, Quota::UNLIMITED)
+    }
+    /// [`KvStore::increment`] within `quota`, as [`KvStore::set_within`].
+    fn increment_within(&self, ns: &Namespace, key: &str, delta: i64, quota: Quota) -> Result<i64>;
+    /// What `ns` holds now (live entries only), as quotas count it.
+    fn usage(&self, ns: &Namespace) -> Result<KvUsage>;
     /// Resolves once every write accepted before the call (kv writes, and the facts and marks
     /// of the same store) is durable; at once when none is pending. Concurrent callers share
     /// one commit. An error means the writes are not durable yet: they are kept and retried,
@@ -338,6 +432,257 @@ pub(crate) mod contract {
         now.fetch_add(1_000, Ordering::SeqCst);
         assert_eq!(store.purge_expired(), Ok(2));
         assert_eq!(store.get(&b, "stays"), Ok(Some(b"x".to_vec())));
+        store.flush().expect("flush");
+    }
+
+    /// What quotas must do: count live keys and key + value bytes per namespace, refuse a
+    /// write that would pass either limit (writing nothing), charge an overwrite the difference
+    /// only, and free what deletes, shrinking overwrites and expiry (before any purge) release.
+    pub fn quotas(store: &dyn KvStore, now: &AtomicU64) {
+        let ns = Namespace::new("tenant-q", "game");
+        let other = Namespace::new("tenant-q", "other");
+        let quota = Quota {
+            max_keys: 3,
+            max_bytes: 100,
+        };
+        let held = |ns: &Namespace| store.usage(ns).expect("usage");
+        let usage = |keys, bytes| KvUsage { keys, bytes };
+        let refused_keys = |held| {
+            Err(Error::QuotaExceeded {
+                limit: QuotaLimit::Keys,
+                held,
+                adds: 1,
+                max: 3,
+            })
+        };
+        assert_eq!(held(&ns), KvUsage::default());
+
+        store
+            .set_within(&ns, "k1", b"aaaa", None, quota)
+            .expect("2 + 4 bytes");
+        assert_eq!(store.increment_within(&ns, "n", 5, quota), Ok(5));
+        store
+            .set_within(&ns, "k2", b"xx", Some(Duration::from_secs(10)), quota)
+            .expect("with a TTL");
+        assert_eq!(held(&ns), usage(3, 6 + 2 + 4));
+        assert_eq!(
+            store.set_within(&ns, "k3", b"", None, quota),
+            refused_keys(3)
+        );
+        assert_eq!(
+            store
+                .set_within(&ns, "k3", b"", None, quota)
+                .map_err(|e| e.to_string()),
+            Err("namespace holds 3 keys, at most 3".to_owned())
+        );
+        assert_eq!(
+            store.increment_within(&ns, "m", 1, quota).map(|_| ()),
+            refused_keys(3)
+        );
+        assert_eq!(
+            store.get(&ns, "k3"),
+            Ok(None),
+            "a refused write writes nothing"
+        );
+        assert_eq!(store.get(&ns, "m"), Ok(None));
+        assert_eq!(held(&ns), usage(3, 12));
+        assert_eq!(
+            held(&other),
+            KvUsage::default(),
+            "each namespace has its own"
+        );
+        store
+            .set_within(&other, "k3", b"", None, quota)
+            .expect("another plugin's namespace");
+
+        // Overwrites are charged the difference.
+        store
+            .set_within(&ns, "k1", b"bbbb", None, quota)
+            .expect("an overwrite at the key limit");
+        store
+            .set_within(&ns, "k1", &[b'c'; 90], None, quota)
+            .expect("12 - 6 + 92 = 98 bytes");
+        assert_eq!(held(&ns), usage(3, 98));
+        assert_eq!(
+            store.set_within(&ns, "k1", &[b'd'; 95], None, quota),
+            Err(Error::QuotaExceeded {
+                limit: QuotaLimit::Bytes,
+                held: 98,
+                adds: 5,
+                max: 100
+            })
+        );
+        assert_eq!(
+            store
+                .set_within(&ns, "k1", &[b'd'; 95], None, quota)
+                .map_err(|e| e.to_string()),
+            Err("namespace holds 98 bytes, at most 100; the write adds 5".to_owned())
+        );
+        assert_eq!(store.get(&ns, "k1"), Ok(Some(vec![b'c'; 90])));
+        assert_eq!(store.increment_within(&ns, "n", 5, quota), Ok(10));
+        assert_eq!(store.increment_within(&ns, "n", 90, quota), Ok(100));
+        assert_eq!(held(&ns), usage(3, 100), "exactly the quota");
+        assert!(matches!(
+            store.increment_within(&ns, "n", 900, quota),
+            Err(Error::QuotaExceeded {
+                limit: QuotaLimit::Bytes,
+                held: 100,
+                adds: 1,
+                max: 100
+            })
+        ));
+        assert_eq!(store.get(&ns, "n"), Ok(Some(b"100".to_vec())));
+
+        // A shrinking overwrite passes over a quota lowered below what is held, and frees.
+        let lowered = Quota {
+            max_keys: 1,
+            max_bytes: 10,
+        };
+        store
+            .set_within(&ns, "k1", b"e", None, lowered)
+            .expect("shrinks");
+        assert_eq!(held(&ns), usage(3, 3 + 4 + 4));
+        assert_eq!(store.increment_within(&ns, "n", -100, lowered), Ok(0));
+        assert_eq!(held(&ns), usage(3, 3 + 2 + 4));
+
+        // Deleting frees.
+        assert_eq!(store.delete(&ns, "k2"), Ok(true));
+        assert_eq!(held(&ns), usage(2, 5));
+        store
+            .set_within(&ns, "k3", b"z", Some(Duration::from_secs(1)), quota)
+            .expect("room for a key");
+        assert_eq!(
+            store.set_within(&ns, "k4", b"", None, quota),
+            refused_keys(3)
+        );
+
+        // Expiry frees at once, purged or not, and the purge does not free it again.
+        now.fetch_add(999, Ordering::SeqCst);
+        assert_eq!(held(&ns), usage(3, 5 + 3));
+        now.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(held(&ns), usage(2, 5), "k3 expired");
+        store
+            .set_within(&ns, "k4", b"", None, quota)
+            .expect("k3 no longer counts");
+        assert_eq!(
+            store.set_within(&ns, "k5", b"", None, quota),
+            refused_keys(3)
+        );
+        store.purge_expired().expect("purge");
+        assert_eq!(held(&ns), usage(3, 7));
+        assert_eq!(
+            store.set_within(&ns, "k3", b"", None, quota),
+            refused_keys(3)
+        );
+        let ttl = Some(Duration::from_secs(5));
+        store.set_within(&ns, "k4", b"", ttl, quota).expect("a TTL");
+        now.fetch_add(5_000, Ordering::SeqCst);
+        store
+            .set_within(&ns, "k4", b"back", None, quota)
+            .expect("an expired key written again");
+        assert_eq!(held(&ns), usage(3, 5 + 6));
+        now.fetch_add(5_000, Ordering::SeqCst);
+        assert_eq!(held(&ns), usage(3, 11), "k4's old expiry is gone with it");
+        store
+            .set_within(&ns, "k5", b"", Some(Duration::ZERO), quota)
+            .expect("expired at once: counts nothing");
+        assert_eq!(held(&ns), usage(3, 11));
+
+        // Writes without a quota (the host's) are counted too.
+        store.set(&ns, "host", b"h", None).expect("no quota");
+        assert_eq!(held(&ns), usage(4, 16));
+        for key in ["k1", "n", "k4", "host"] {
+            assert_eq!(store.delete(&ns, key), Ok(true), "{key}");
+        }
+        assert_eq!(held(&ns), KvUsage::default());
+        store.flush().expect("flush");
+    }
+
+    /// Writers racing for the last keys and bytes of one namespace: exactly the quota's worth
+    /// succeed, and the store then holds exactly that.
+    pub fn concurrent_quota(store: &dyn KvStore) {
+        const THREADS: usize = 8;
+        const EACH: usize = 20;
+        let race = |ns: &Namespace, quota: Quota, value: &[u8]| -> Vec<Result<()>> {
+            let barrier = std::sync::Barrier::new(THREADS);
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..THREADS)
+                    .map(|t| {
+                        let barrier = &barrier;
+                        scope.spawn(move || {
+                            barrier.wait();
+                            (0..EACH)
+                                .map(|i| {
+                                    let key = format!("t{t}k{i:02}");
+                                    // Half the writers count visits, half set values.
+                                    if t % 2 == 0 && value.len() == 1 {
+                                        store.increment_within(ns, &key, 1, quota).map(|_| ())
+                                    } else {
+                                        store.set_within(ns, &key, value, None, quota)
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                threads
+                    .into_iter()
+                    .flat_map(|t| t.join().expect("writer"))
+                    .collect()
+            })
+        };
+        let stored = |ns: &Namespace| {
+            (0..THREADS)
+                .flat_map(|t| (0..EACH).map(move |i| format!("t{t}k{i:02}")))
+                .filter(|key| store.get(ns, key).expect("get").is_some())
+                .count()
+        };
+
+        let keys = Namespace::new("tenant-race", "keys");
+        let quota = Quota {
+            max_keys: 50,
+            max_bytes: u64::MAX,
+        };
+        let results = race(&keys, quota, b"1");
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 50, "exactly the key quota's worth succeed");
+        for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(
+                    refused,
+                    Error::QuotaExceeded {
+                        limit: QuotaLimit::Keys,
+                        held: 50,
+                        max: 50,
+                        ..
+                    }
+                ),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(stored(&keys), 50);
+        assert_eq!(store.usage(&keys).expect("usage").keys, 50);
+
+        // Every entry holds a 5-byte key and a 15-byte value: 20 bytes.
+        let bytes = Namespace::new("tenant-race", "bytes");
+        let quota = Quota {
+            max_keys: u64::MAX,
+            max_bytes: 30 * 20,
+        };
+        let results = race(&bytes, quota, &[b'v'; 15]);
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            30,
+            "exactly the byte quota's worth succeed"
+        );
+        assert_eq!(stored(&bytes), 30);
+        assert_eq!(
+            store.usage(&bytes),
+            Ok(KvUsage {
+                keys: 30,
+                bytes: 600
+            })
+        );
         store.flush().expect("flush");
     }
 

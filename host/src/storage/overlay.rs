@@ -101,7 +101,9 @@ impl Overlay {
             .map(|slot| slot.pending.clone())
     }
 
-    /// Records a write of `key`.
+    /// Records a write of `key` (the store writes through [`Overlay::update`], which sees what
+    /// it replaces).
+    #[cfg(test)]
     pub fn set(&self, key: Vec<u8>, pending: Pending) {
         let mut shard = lock(&self.shards[self.shard_index(&key)]);
         let seq = self.take_seq();

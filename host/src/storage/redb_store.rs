@@ -19,6 +19,11 @@
 //! Expiry: kv entries with a TTL and facts are indexed by their expiry, so forgetting expired
 //! ones deletes a range of the index (and the entries it names) in small non-durable
 //! transactions between commits, never a scan of the table.
+//!
+//! Quotas: what each namespace holds is counted in memory ([`Usage`]), from one pass over the
+//! table at open, then by every write under the overlay lock of its key (a `set` reads what it
+//! replaces, from the overlay or the database, to charge the difference). An expired entry
+//! stops counting at its expiry; the purge that deletes it later does not touch the counts.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,9 +36,10 @@ use redb::{
 };
 
 use super::overlay::{Batch, Overlay};
+use super::usage::{Stored, Usage};
 use super::{
-    Clock, Entry, Error, Fact, FactStore, KvStore, Namespace, Result, StorageStats, SyncFuture,
-    new_secret, system_clock,
+    Clock, Entry, Error, Fact, FactStore, KvStore, KvUsage, Namespace, Quota, Result, StorageStats,
+    SyncFuture, new_secret, system_clock,
 };
 
 /// Plugin kv: `tenant NUL plugin NUL key` → `expiry ‖ value`.
@@ -81,6 +87,8 @@ impl std::fmt::Debug for RedbKv {
 /// What the handle and the committer share.
 struct Shared {
     overlay: Overlay,
+    /// What each namespace holds, overlay included.
+    usage: Usage,
     /// `None` while it is reopened after a failure.
     db: RwLock<Option<Arc<Database>>>,
     opener: Opener,
@@ -176,8 +184,11 @@ impl RedbKv {
     fn start(opener: Opener, clock: Clock, commit_every: Duration) -> Result<Self> {
         let db = opener().map_err(backend)?;
         let secret = prepare(&db)?;
+        let usage = Usage::new();
+        count_usage(&db, &usage, clock())?;
         let shared = Arc::new(Shared {
             overlay: Overlay::new(),
+            usage,
             db: RwLock::new(Some(Arc::new(db))),
             opener,
             clock,
@@ -255,6 +266,29 @@ fn prepare(db: &Database) -> Result<[u8; 32]> {
     Ok(secret)
 }
 
+/// Counts what every namespace holds (one pass over the kv table, reading each value's
+/// header and length, not copying it).
+fn count_usage(db: &Database, usage: &Usage, now_ms: u64) -> Result<()> {
+    let txn = db.begin_read().map_err(backend)?;
+    let kv = txn.open_table(KV).map_err(backend)?;
+    for row in kv.iter().map_err(backend)? {
+        let (key, value) = row.map_err(backend)?;
+        usage.load(key.value(), stored(value.value())?, now_ms);
+    }
+    Ok(())
+}
+
+/// What a stored kv value counts for (its expiry and the length of its bytes).
+fn stored(bytes: &[u8]) -> Result<Stored> {
+    let (expiry, value) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| Error::Backend("stored entry shorter than its header".into()))?;
+    Ok(Stored {
+        expires_at_ms: u64::from_be_bytes(*expiry),
+        value_len: value.len(),
+    })
+}
+
 impl Shared {
     fn database(&self) -> Result<Arc<Database>> {
         self.db
@@ -271,6 +305,17 @@ impl Shared {
         let table = txn.open_table(KV).map_err(backend)?;
         match table.get(key).map_err(backend)? {
             Some(guard) => Entry::decode(guard.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// What the committed entry at `key` counts for, live or not (its value is not copied).
+    fn read_stored(&self, key: &[u8]) -> Result<Option<Stored>> {
+        let db = self.database()?;
+        let txn = db.begin_read().map_err(backend)?;
+        let table = txn.open_table(KV).map_err(backend)?;
+        match table.get(key).map_err(backend)? {
+            Some(guard) => stored(guard.value()).map(Some),
             None => Ok(None),
         }
     }
@@ -669,31 +714,51 @@ impl KvStore for RedbKv {
         Ok(entry.filter(|e| e.is_live(now)).map(|e| e.value))
     }
 
-    fn set(&self, ns: &Namespace, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+    fn set_within(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        quota: Quota,
+    ) -> Result<()> {
         let shared = &self.shared;
         shared.writable()?;
-        let entry = Entry::new(value, ttl, (shared.clock)());
-        shared.overlay.set(ns.storage_key(key), Some(entry));
-        Ok(())
+        let now = (shared.clock)();
+        let entry = Entry::new(value, ttl, now);
+        shared.overlay.update(ns.storage_key(key), |key, pending| {
+            let old = match pending {
+                Some(pending) => pending.as_ref().map(Stored::of),
+                None => shared.read_stored(key)?,
+            };
+            shared
+                .usage
+                .replace(key, old, Some(Stored::of(&entry)), now, quota)?;
+            Ok(((), Some(Some(entry))))
+        })
     }
 
     fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
         let shared = &self.shared;
         shared.writable()?;
         let now = (shared.clock)();
-        shared
-            .overlay
-            .update(ns.storage_key(key), |key, pending| match pending {
-                Some(Some(entry)) => Ok((entry.is_live(now), Some(None))),
-                Some(None) => Ok((false, None)),
-                None => match shared.read(key)? {
-                    Some(entry) => Ok((entry.is_live(now), Some(None))),
-                    None => Ok((false, None)),
+        shared.overlay.update(ns.storage_key(key), |key, pending| {
+            let old = match pending {
+                Some(Some(entry)) => Stored::of(entry),
+                Some(None) => return Ok((false, None)),
+                None => match shared.read_stored(key)? {
+                    Some(old) => old,
+                    None => return Ok((false, None)),
                 },
-            })
+            };
+            shared
+                .usage
+                .replace(key, Some(old), None, now, Quota::UNLIMITED)?;
+            Ok((old.is_live(now), Some(None)))
+        })
     }
 
-    fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64> {
+    fn increment_within(&self, ns: &Namespace, key: &str, delta: i64, quota: Quota) -> Result<i64> {
         let shared = &self.shared;
         shared.writable()?;
         let now = (shared.clock)();
@@ -702,9 +767,18 @@ impl KvStore for RedbKv {
                 Some(pending) => pending.clone(),
                 None => shared.read(key)?,
             };
+            let old = current.as_ref().map(Stored::of);
             let (value, entry) = Entry::incremented(current.filter(|e| e.is_live(now)), delta)?;
+            shared
+                .usage
+                .replace(key, old, Some(Stored::of(&entry)), now, quota)?;
             Ok((value, Some(Some(entry))))
         })
+    }
+
+    fn usage(&self, ns: &Namespace) -> Result<KvUsage> {
+        let shared = &self.shared;
+        Ok(shared.usage.held(&ns.storage_prefix(), (shared.clock)()))
     }
 
     fn sync(&self) -> SyncFuture {

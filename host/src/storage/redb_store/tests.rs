@@ -9,7 +9,7 @@ use std::sync::Barrier;
 use redb::backends::FileBackend;
 use redb::{BackendError, Builder, StorageBackend};
 
-use super::super::contract;
+use super::super::{QuotaLimit, contract};
 use super::*;
 
 /// No periodic commit during a test unless it asks for one.
@@ -51,6 +51,159 @@ fn redb_facts_meet_the_contract() {
 async fn redb_sync_meets_the_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
     contract::sync(&open(&dir.path().join("kv.redb"), system_clock())).await;
+}
+
+#[test]
+fn redb_quotas_meet_the_contract() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clock, now) = contract::manual_clock();
+    contract::quotas(&open(&dir.path().join("kv.redb"), clock), &now);
+}
+
+#[test]
+fn redb_quotas_hold_under_concurrent_writers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("kv.redb"), system_clock());
+    contract::concurrent_quota(&store);
+    // Again over committed entries: each writer reads what it replaces from the database.
+    let ns = Namespace::new("tenant-race", "keys");
+    let quota = Quota {
+        max_keys: 50,
+        max_bytes: u64::MAX,
+    };
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let store = &store;
+            let ns = &ns;
+            scope.spawn(move || {
+                for i in 0..20 {
+                    let _ = store.set_within(ns, &format!("new{t}-{i}"), b"", None, quota);
+                    let _ = store.delete(ns, &format!("t{t}k{i:02}"));
+                    if i % 5 == 0 {
+                        store.flush().expect("flush");
+                    }
+                }
+            });
+        }
+    });
+    let usage = store.usage(&ns).expect("usage");
+    let counted = {
+        let mut n = 0;
+        for t in 0..8 {
+            for i in 0..20 {
+                for key in [format!("t{t}k{i:02}"), format!("new{t}-{i}")] {
+                    n += u64::from(store.get(&ns, &key).expect("get").is_some());
+                }
+            }
+        }
+        n
+    };
+    assert_eq!(usage.keys, counted, "the count is what the store holds");
+    assert!(usage.keys <= 50);
+}
+
+/// The usage a fresh open counts from the table is the usage the store kept while it ran.
+#[test]
+fn quota_accounting_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kv.redb");
+    let (clock, now) = contract::manual_clock();
+    let quota = Quota {
+        max_keys: 3,
+        max_bytes: 1_000,
+    };
+    let a = Namespace::new("t", "a");
+    let b = Namespace::new("t", "b");
+    let ttl = |s| Some(Duration::from_secs(s));
+    let before = {
+        let store = open(&path, Arc::clone(&clock));
+        store
+            .set_within(&a, "kept", b"12345", None, quota)
+            .expect("set");
+        store
+            .set_within(&a, "long", b"x", ttl(10), quota)
+            .expect("set");
+        assert_eq!(store.increment_within(&a, "n", 42, quota), Ok(42));
+        store.flush().expect("flush");
+        assert_eq!(
+            store.delete(&a, "kept"),
+            Ok(true),
+            "committed, then deleted"
+        );
+        store
+            .set_within(&a, "short", b"yy", ttl(1), quota)
+            .expect("set");
+        store
+            .set_within(&b, "other", b"z", None, quota)
+            .expect("set");
+        store
+            .set(&Namespace::host("t"), "token", b"secret", ttl(1))
+            .expect("set");
+        // Pending when the store closes: the close commits it.
+        assert_eq!(store.increment_within(&a, "n", 58, quota), Ok(100));
+        assert_eq!(
+            store.set_within(&a, "fourth", b"", None, quota),
+            Err(Error::QuotaExceeded {
+                limit: QuotaLimit::Keys,
+                held: 3,
+                adds: 1,
+                max: 3
+            })
+        );
+        (store.usage(&a), store.usage(&b))
+    };
+    assert_eq!(
+        before,
+        (
+            Ok(KvUsage {
+                keys: 3,
+                bytes: 5 + 4 + 7
+            }),
+            Ok(KvUsage { keys: 1, bytes: 6 })
+        )
+    );
+    let store = open(&path, Arc::clone(&clock));
+    assert_eq!(
+        (store.usage(&a), store.usage(&b)),
+        before,
+        "counted again at open"
+    );
+    assert_eq!(
+        store.set_within(&a, "fourth", b"", None, quota),
+        Err(Error::QuotaExceeded {
+            limit: QuotaLimit::Keys,
+            held: 3,
+            adds: 1,
+            max: 3
+        })
+    );
+    drop(store);
+    // Reopened after `short` expired (it is still in the table, not purged): it is not counted.
+    now.fetch_add(1_000, Ordering::SeqCst);
+    let store = open(&path, Arc::clone(&clock));
+    assert_eq!(
+        store.usage(&a),
+        Ok(KvUsage {
+            keys: 2,
+            bytes: 5 + 4
+        })
+    );
+    assert_eq!(store.usage(&Namespace::host("t")), Ok(KvUsage::default()));
+    store
+        .set_within(&a, "fourth", b"", None, quota)
+        .expect("room");
+    // `long` expires while the store is open: it was filed by its expiry at open.
+    now.fetch_add(9_000, Ordering::SeqCst);
+    assert_eq!(
+        store.usage(&a),
+        Ok(KvUsage {
+            keys: 2,
+            bytes: 4 + 6
+        })
+    );
+    store
+        .set_within(&a, "fifth", b"", None, quota)
+        .expect("room");
 }
 
 #[test]
