@@ -223,6 +223,8 @@ struct LimitOverrides {
     kv_key_bytes: Option<u32>,
     kv_value_bytes: Option<u32>,
     kv_writes: Option<u32>,
+    kv_max_keys: Option<u64>,
+    kv_max_bytes: Option<u64>,
     api_calls: Option<u32>,
     http_requests: Option<u32>,
     http_timeout_ms: Option<u64>,
@@ -245,6 +247,8 @@ impl LimitOverrides {
             kv_key_bytes: self.kv_key_bytes.unwrap_or(base.kv_key_bytes),
             kv_value_bytes: self.kv_value_bytes.unwrap_or(base.kv_value_bytes),
             kv_writes: self.kv_writes.unwrap_or(base.kv_writes),
+            kv_max_keys: self.kv_max_keys.unwrap_or(base.kv_max_keys),
+            kv_max_bytes: self.kv_max_bytes.unwrap_or(base.kv_max_bytes),
             api_calls: self.api_calls.unwrap_or(base.api_calls),
             http_requests: self.http_requests.unwrap_or(base.http_requests),
             http_timeout_ms: self.http_timeout_ms.unwrap_or(base.http_timeout_ms),
@@ -1002,6 +1006,46 @@ encoding_aes_key = "{KEY}"
         assert!(
             problem.is_some_and(|p| p.contains("log_lines_per_sec")),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn kv_quotas_are_configured_per_host_and_plugin() {
+        let tenant = "[[tenants]]\nid = \"a\"\nappid = \"wx\"\ntoken = \"tok\"\nmode = \"plain\"\n";
+        let config = parse(&format!(
+            "[limits]\nkv_max_keys = 500\n{tenant}\
+             [[tenants.plugins]]\nname = \"echo\"\nlimits = {{ kv_max_bytes = 1048576 }}\n\
+             [[tenants.plugins]]\nname = \"welcome\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            (config.limits.kv_max_keys, config.limits.kv_max_bytes),
+            (500, 16 << 20)
+        );
+        let plugins = &config.tenants[0].plugins;
+        assert_eq!(
+            (
+                plugins[0].limits.kv_max_keys,
+                plugins[0].limits.kv_max_bytes
+            ),
+            (500, 1 << 20)
+        );
+        assert_eq!(plugins[1].limits.kv_quota(), config.limits.kv_quota());
+        let err = parse(&format!(
+            "[limits]\nkv_max_keys = 0\n{tenant}[[tenants.plugins]]\nname = \"echo\"\n\
+             limits = {{ kv_max_keys = 10, kv_max_bytes = 1000 }}\n"
+        ))
+        .expect_err("too small");
+        let problems = problems_by_key(&err);
+        assert_eq!(
+            problems.get("limits").copied(),
+            Some("`kv_max_keys` must be greater than 0"),
+            "{err}"
+        );
+        let problem = problems.get("tenants[a].plugins[0].limits").copied();
+        assert!(
+            problem.is_some_and(|p| p.contains("`kv_max_bytes` must be at least")),
+            "{err}"
         );
     }
 

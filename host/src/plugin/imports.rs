@@ -114,9 +114,11 @@ impl config::Host for ConfigImport {
     }
 }
 
-/// `kv`: the plugin's own namespace in its tenant, with key and value size caps and at most
-/// `kv_writes` writes per call; each write marks the push, which is then answered only once
-/// its writes are durable.
+/// `kv`: the plugin's own namespace in its tenant, with key and value size caps, at most
+/// `kv_writes` writes per call, and the namespace's quota over all calls (`kv_max_keys`,
+/// `kv_max_bytes`, checked by the store atomically with the write; past it, `quota-exceeded`
+/// naming the limit); each write marks the push, which is then answered only once its writes
+/// are durable.
 #[derive(Debug)]
 pub struct KvImport {
     caller: Arc<Caller>,
@@ -181,10 +183,11 @@ impl kv::Host for KvImport {
         self.count_write()?;
         let ttl = ttl_secs.map(|s| Duration::from_secs(u64::from(s)));
         let caller = &self.caller;
+        let quota = caller.limits().kv_quota();
         caller
             .ctx
             .kv
-            .set(&caller.namespace, &key, &value, ttl)
+            .set_within(&caller.namespace, &key, &value, ttl, quota)
             .map_err(kv_error)
     }
 
@@ -203,10 +206,11 @@ impl kv::Host for KvImport {
         self.check_key(&key)?;
         self.count_write()?;
         let caller = &self.caller;
+        let quota = caller.limits().kv_quota();
         caller
             .ctx
             .kv
-            .increment(&caller.namespace, &key, delta)
+            .increment_within(&caller.namespace, &key, delta, quota)
             .map_err(kv_error)
     }
 }

@@ -1,11 +1,14 @@
 //! What one plugin call may use: fuel, wall-clock time, memory, tables, instances, and the
 //! buffers a guest can make the host allocate (log lines, captured output, kv keys and values);
-//! and the rate of log lines a chain entry may write across its calls ([`TokenBucket`]).
+//! the rate of log lines a chain entry may write across its calls ([`TokenBucket`]); and what
+//! the plugin's kv namespace may hold over all its calls ([`Limits::kv_quota`]).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use crate::storage::Quota;
 
 /// Per-call limits of a plugin. The defaults suit a chat bot; a tenant's config may override
 /// them per plugin (within the runtime's pool sizes).
@@ -38,6 +41,13 @@ pub struct Limits {
     pub kv_value_bytes: u32,
     /// kv writes (set, delete, increment) per call.
     pub kv_writes: u32,
+    /// Live keys the plugin's kv namespace (in its tenant) may hold, over all its calls: a
+    /// write adding one more fails with `quota-exceeded`. Expired keys stop counting at their
+    /// expiry, deleted ones at once.
+    pub kv_max_keys: u64,
+    /// Bytes of keys and values the namespace may hold (live entries; an overwrite is charged
+    /// the difference).
+    pub kv_max_bytes: u64,
     /// WeChat API calls per call (with the `wechat-api` capability).
     pub api_calls: u32,
     /// Outbound HTTP requests per call (with the `http` capability).
@@ -67,6 +77,8 @@ impl Default for Limits {
             kv_key_bytes: 256,
             kv_value_bytes: 64 * 1024,
             kv_writes: 100,
+            kv_max_keys: 10_000,
+            kv_max_bytes: 16 * 1024 * 1024,
             api_calls: 10,
             http_requests: 10,
             http_timeout_ms: 5_000,
@@ -87,6 +99,14 @@ impl Limits {
         Duration::from_millis(self.http_timeout_ms)
     }
 
+    /// The kv quota of the plugin's namespace.
+    pub fn kv_quota(&self) -> Quota {
+        Quota {
+            max_keys: self.kv_max_keys,
+            max_bytes: self.kv_max_bytes,
+        }
+    }
+
     /// Checks the limits are usable; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
@@ -98,6 +118,7 @@ impl Limits {
             ("log_lines_per_sec", u64::from(self.log_lines_per_sec)),
             ("log_lines_burst", u64::from(self.log_lines_burst)),
             ("kv_key_bytes", u64::from(self.kv_key_bytes)),
+            ("kv_max_keys", self.kv_max_keys),
             ("http_timeout_ms", self.http_timeout_ms),
             ("calls_per_instance", u64::from(self.calls_per_instance)),
         ];
@@ -108,6 +129,13 @@ impl Limits {
         }
         if self.memory_bytes < 1024 * 1024 {
             return Err("`memory_bytes` must be at least 1048576 (1 MiB)".into());
+        }
+        let largest = u64::from(self.kv_key_bytes) + u64::from(self.kv_value_bytes);
+        if self.kv_max_bytes < largest {
+            return Err(format!(
+                "`kv_max_bytes` must be at least `kv_key_bytes` + `kv_value_bytes` ({largest}), \
+                 room for one entry of the largest size"
+            ));
         }
         Ok(())
     }
@@ -230,5 +258,30 @@ mod tests {
             assert!(limits.validate().is_err());
         }
         assert_eq!(Limits::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_kv_quota_has_room_for_one_key_of_the_largest_entry() {
+        let mut limits = Limits::default();
+        assert_eq!(
+            limits.kv_quota(),
+            Quota {
+                max_keys: 10_000,
+                max_bytes: 16 << 20
+            }
+        );
+        limits.kv_max_keys = 0;
+        assert_eq!(
+            limits.validate(),
+            Err("`kv_max_keys` must be greater than 0".into())
+        );
+        limits.kv_max_keys = 1;
+        limits.kv_max_bytes = 256 + 64 * 1024 - 1;
+        assert!(limits.validate().is_err_and(|e| e.contains("kv_max_bytes")));
+        limits.kv_max_bytes += 1;
+        assert_eq!(limits.validate(), Ok(()));
+        limits.kv_value_bytes = 10;
+        limits.kv_max_bytes = 266;
+        assert_eq!(limits.validate(), Ok(()), "smaller values, smaller quota");
     }
 }
