@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use wxhost::plugin::{Error, Limits, RuntimeLimits};
-use wxhost::storage::MemoryKv;
+use wxhost::storage::{KvStore, KvUsage, MemoryKv, Namespace, RedbKv};
 use wxhost::wechat;
 use wxhost_tests::plugins;
 
@@ -241,6 +241,139 @@ async fn a_kv_flood_is_stopped_by_the_write_quota() {
     assert_eq!(
         answer,
         "wrote 25 keys, then: kv quota exceeded: at most 25 kv writes per call"
+    );
+}
+
+/// The namespace quota holds over many calls: the per-call cap (`kv_writes`, set above the
+/// quota) never stops the flood, the quota does, as an error value the plugin reads; deletes
+/// and overwrites work at the limit, and another plugin's namespace has its own quota.
+#[tokio::test]
+async fn a_kv_flood_across_calls_is_stopped_by_the_namespace_quota() {
+    let rt = runtime();
+    let plugin = load(&rt, "kv-flood", plugins::KV_FLOOD);
+    let neighbour = load(&rt, "kv-neighbour", plugins::KV_FLOOD);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redb = RedbKv::open(&dir.path().join("kv.redb")).expect("open");
+    let stores: [(&str, Arc<dyn KvStore>); 2] = [
+        ("memory", Arc::new(MemoryKv::default())),
+        ("redb", Arc::new(redb)),
+    ];
+    let full = "kv quota exceeded: namespace holds 25 keys, at most 25";
+    for (store, kv) in stores {
+        let ctx = context(
+            "demo",
+            json!({}),
+            Arc::clone(&kv),
+            limits(|l| {
+                l.kv_max_keys = 25;
+                l.kv_writes = 100;
+            }),
+        );
+        let call = async |plugin, command: &str| {
+            reply_text(rt.call(plugin, &ctx, &text("o", command)).await.result)
+        };
+        assert_eq!(call(&plugin, "a 10").await, "wrote 10 keys", "{store}");
+        assert_eq!(call(&plugin, "b 10").await, "wrote 10 keys", "{store}");
+        assert_eq!(
+            call(&plugin, "c 10").await,
+            format!("wrote 5 keys, then: {full}"),
+            "{store}: the third call reaches the quota"
+        );
+        assert_eq!(
+            call(&plugin, "d").await,
+            format!("wrote 0 keys, then: {full}"),
+            "{store}: and the next finds it full"
+        );
+        assert_eq!(
+            call(&plugin, "b 10").await,
+            "wrote 10 keys",
+            "{store}: overwrites add no key"
+        );
+        assert_eq!(call(&plugin, "free a").await, "freed 10 keys", "{store}");
+        assert_eq!(
+            call(&plugin, "d").await,
+            format!("wrote 10 keys, then: {full}"),
+            "{store}: deleting freed ten"
+        );
+        assert_eq!(
+            call(&neighbour, "a 10").await,
+            "wrote 10 keys",
+            "{store}: another plugin's namespace"
+        );
+        assert_eq!(
+            kv.usage(&Namespace::new("demo", "kv-flood")),
+            Ok(KvUsage {
+                keys: 25,
+                bytes: 25 * (3 + 1024)
+            }),
+            "{store}"
+        );
+        kv.flush().expect("flush");
+    }
+}
+
+#[tokio::test]
+async fn a_kv_flood_is_stopped_by_the_byte_quota() {
+    let rt = runtime();
+    let plugin = load(&rt, "kv-flood", plugins::KV_FLOOD);
+    let ctx = context(
+        "demo",
+        json!({}),
+        Arc::new(MemoryKv::default()),
+        limits(|l| {
+            l.kv_max_bytes = 10 * (3 + 1024) + 500;
+            l.kv_writes = 100;
+        }),
+    );
+    let answer = reply_text(rt.call(&plugin, &ctx, &text("o", "a")).await.result);
+    assert_eq!(
+        answer,
+        "wrote 10 keys, then: kv quota exceeded: namespace holds 10270 bytes, at most 10770; \
+         the write adds 1028"
+    );
+}
+
+/// Instances of one plugin flooding its namespace at once: together they write exactly the
+/// quota's worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_floods_share_one_quota() {
+    let rt = Arc::new(runtime());
+    let plugin = Arc::new(load(&rt, "kv-flood", plugins::KV_FLOOD));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kv: Arc<dyn KvStore> = Arc::new(RedbKv::open(&dir.path().join("kv.redb")).expect("open"));
+    let ctx = context(
+        "demo",
+        json!({}),
+        Arc::clone(&kv),
+        limits(|l| {
+            l.kv_max_keys = 60;
+            l.kv_writes = 1_000;
+        }),
+    );
+    let calls: Vec<_> = (0..4)
+        .map(|i| {
+            let (rt, plugin, ctx) = (Arc::clone(&rt), Arc::clone(&plugin), ctx.clone());
+            tokio::spawn(async move { rt.call(&plugin, &ctx, &text("o", &format!("p{i}"))).await })
+        })
+        .collect();
+    let mut written = 0;
+    for call in calls {
+        let answer = reply_text(call.await.expect("task").result);
+        let (n, why) = answer
+            .strip_prefix("wrote ")
+            .and_then(|rest| rest.split_once(" keys, then: "))
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert_eq!(
+            why, "kv quota exceeded: namespace holds 60 keys, at most 60",
+            "{answer}"
+        );
+        written += n.parse::<u64>().expect("a count");
+    }
+    assert_eq!(written, 60);
+    assert_eq!(
+        kv.usage(&Namespace::new("demo", "kv-flood"))
+            .map(|u| u.keys),
+        Ok(60)
     );
 }
 
