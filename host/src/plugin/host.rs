@@ -5,7 +5,7 @@
 //! wrapped so those bytes count toward its memory limit.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
@@ -30,6 +30,7 @@ use super::context::{CallContext, Caller, PushScope};
 use super::imports::{ConfigImport, KvImport, LogImport, RawFieldsImport};
 use super::limits::Limits;
 use super::outbound::OutboundHttp;
+use super::slots::Slot;
 use crate::wechat::Message;
 
 /// Entries an instance's resource table may hold at once (WASI streams and pollables, wasi:http
@@ -163,6 +164,8 @@ pub struct PerCall {
     early: EarlyReplyImport,
     wechat_api: WechatApiImport,
     http: OutboundHttp,
+    /// The CPU turn a call running past an epoch tick holds until its next tick.
+    pub cpu_turn: Arc<Mutex<Option<Slot>>>,
 }
 
 impl PerCall {
@@ -185,6 +188,7 @@ impl PerCall {
             wechat_api: WechatApiImport::new(caller, &message, deadline),
             http: OutboundHttp::new(caller, deadline),
             raw_fields: RawFieldsImport::new(message),
+            cpu_turn: Arc::default(),
         }
     }
 }
@@ -236,6 +240,11 @@ impl CallState {
             stdout,
             stderr,
         }
+    }
+
+    /// The tenant the instance serves.
+    pub fn tenant(&self) -> &str {
+        self.caller.tenant()
     }
 
     /// Whether a kept instance with this state may serve a call in `ctx`: only in (a clone of)

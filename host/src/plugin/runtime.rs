@@ -175,6 +175,8 @@ pub struct Runtime {
     linker: Linker<CallState>,
     cache: CompileCache,
     slots: FairSlots,
+    /// Turns on the CPU for calls running past an epoch tick, one per core, shared fairly.
+    cpu: FairSlots,
     idle: Arc<Semaphore>,
     limits: RuntimeLimits,
 }
@@ -248,6 +250,11 @@ impl Runtime {
             engine,
             linker,
             slots: FairSlots::new(slots as usize, limits.max_queued_per_tenant as usize),
+            cpu: FairSlots::with_headroom(
+                std::thread::available_parallelism().map_or(2, usize::from),
+                usize::MAX,
+                0,
+            ),
             idle: Arc::new(Semaphore::new(limits.max_idle_instances as usize)),
             limits,
         })
@@ -461,16 +468,35 @@ impl Runtime {
     fn new_store(&self, state: CallState) -> Store<CallState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.call.limiter);
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().call.deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // Yield each tick so a spinning guest never starves other tasks.
-                Ok(UpdateDeadline::YieldCustom(
-                    1,
-                    Box::pin(tokio::task::yield_now()),
-                ))
+        let cpu = self.cpu.clone();
+        store.epoch_deadline_callback(move |store| {
+            let state = store.data();
+            if Instant::now() >= state.call.deadline {
+                return Ok(UpdateDeadline::Interrupt);
             }
+            // Still running at a tick, the call is CPU-heavy: it gives up its CPU turn, lets
+            // other tasks run, and waits for its next turn, fairly between tenants. So one
+            // tenant's spinning calls never fill the workers' queues in front of another's
+            // pushes; a call that ends within its first tick never waits here.
+            let turn = Arc::clone(&state.call.cpu_turn);
+            let released = turn.lock().map(|mut held| held.take());
+            drop(released);
+            let (cpu, tenant, deadline) = (
+                cpu.clone(),
+                Arc::<str>::from(state.tenant()),
+                state.call.deadline,
+            );
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    tokio::task::yield_now().await;
+                    // Past the deadline the next tick interrupts the call.
+                    let granted = cpu.acquire(&tenant, deadline).await.ok();
+                    if let Ok(mut held) = turn.lock() {
+                        *held = granted;
+                    }
+                }),
+            ))
         });
         store
     }

@@ -75,8 +75,19 @@ impl Drop for Slot {
 }
 
 impl FairSlots {
-    /// `total` slots; each tenant may queue `max_queued` calls.
+    /// `total` slots; each tenant may queue `max_queued` calls; a tenant alone leaves an eighth
+    /// of the slots (at least one) to whoever comes next.
     pub fn new(total: usize, max_queued: usize) -> Self {
+        let total = total.max(1);
+        FairSlots::with_headroom(
+            total,
+            max_queued,
+            if total > 1 { (total / 8).max(1) } else { 0 },
+        )
+    }
+
+    /// `total` slots, of which a tenant alone may use all but `headroom`.
+    pub fn with_headroom(total: usize, max_queued: usize, headroom: usize) -> Self {
         let total = total.max(1);
         FairSlots {
             state: Arc::new(Mutex::new(State {
@@ -86,8 +97,7 @@ impl FairSlots {
                 next_waiter: 0,
             })),
             total,
-            // A tenant alone leaves an eighth (at least one slot) to whoever comes next.
-            headroom: if total > 1 { (total / 8).max(1) } else { 0 },
+            headroom: headroom.min(total - 1),
             max_queued,
         }
     }
