@@ -205,7 +205,10 @@ pub struct RuntimeLimits {
     pub max_queued_per_tenant: u32,
     /// The largest `memory_bytes` any plugin may be given (sizes the pooled memory slots).
     pub max_memory_bytes: u64,
-    /// How often the epoch ticker advances, in milliseconds (the precision of deadlines).
+    /// How often the epoch ticker advances, in milliseconds: the precision of deadlines, and the
+    /// longest a CPU-heavy call runs before it gives up its CPU turn (with 5 ms, a quiet
+    /// tenant's echo waited 15 ms at the median behind a spinning tenant's flood; with 1 ms,
+    /// 2 ms, see BENCHMARKS.md).
     pub epoch_tick_ms: u64,
     /// Instances kept warm between calls, over all tenants and plugins (each holds its linear
     /// memory); 0 gives every call a fresh instance.
@@ -218,7 +221,7 @@ impl Default for RuntimeLimits {
             max_concurrent_calls: 64,
             max_queued_per_tenant: 256,
             max_memory_bytes: 64 * 1024 * 1024,
-            epoch_tick_ms: 5,
+            epoch_tick_ms: 1,
             max_idle_instances: 64,
         }
     }

@@ -489,12 +489,16 @@ impl Runtime {
             Ok(UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(async move {
-                    tokio::task::yield_now().await;
                     // Past the deadline the next tick interrupts the call.
                     let granted = cpu.acquire(&tenant, deadline).await.ok();
                     if let Ok(mut held) = turn.lock() {
                         *held = granted;
                     }
+                    // Resumed only after the worker has polled for I/O: the turn may have come
+                    // straight from the call before (a wake-up tokio runs next, without looking
+                    // at sockets), and a chain of such hand-overs would keep every other push
+                    // waiting for tokio's periodic I/O check (61 polls, 300 ms of slices).
+                    tokio::task::yield_now().await;
                 }),
             ))
         });
