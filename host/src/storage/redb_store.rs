@@ -2,12 +2,15 @@
 //! written by one committer thread (group commit).
 //!
 //! A write never waits on the disk or on redb's write lock: it goes into the in-memory
-//! [`Overlay`], which reads (and the read half of `increment`/`delete`) consult before the
+//! [`Overlay`], which reads (and the read half of `set`/`increment`/`delete`) consult before the
 //! database. The committer takes everything pending, writes it in one transaction with
 //! [`Durability::Immediate`] (one fsync for everything that arrived meanwhile), then retires
 //! what it wrote. It commits when someone waits ([`KvStore::sync`], [`KvStore::flush`]) and
 //! at least every second on its own, so writes nobody waits for (late replies, tokens) are
-//! durable within a second.
+//! durable within a second. Reads of the database share one read snapshot of the kv table
+//! between commits (opening a read transaction and the table costs more than the lookup); each
+//! commit replaces it before its writes leave the overlay, so a reader never finds a key in
+//! neither.
 //!
 //! When a commit fails, every waiting `sync` gets the error, writes are refused (plugins see
 //! `kv::Error::Unavailable`) and the pending batch is **kept**: reads still see it, and the
@@ -32,7 +35,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
 };
 
 use super::overlay::{Batch, Overlay};
@@ -69,6 +73,9 @@ const RETRY_MAX: Duration = Duration::from_secs(1);
 /// Expired kv entries, and expired facts, deleted per purge transaction.
 const PURGE_CHUNK: usize = 1024;
 
+/// The kv table as a read transaction sees it.
+type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
 /// Opens the database (again, after a failure).
 type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
 
@@ -91,6 +98,14 @@ struct Shared {
     usage: Usage,
     /// `None` while it is reopened after a failure.
     db: RwLock<Option<Arc<Database>>>,
+    /// The kv table as of the last commit, shared by readers (a read transaction and the
+    /// table cost more to open than the lookup), tagged with the `generation` it was opened in.
+    snapshot: RwLock<Option<(u64, Arc<KvTable>)>>,
+    /// Moves on after every commit and purge that changed the table, before the overlay
+    /// retires what it wrote, and on a reopen: a snapshot of an older generation is not used
+    /// (a reader that misses a key in the overlay sees the generation of its commit or a later
+    /// one).
+    generation: AtomicU64,
     opener: Opener,
     clock: Clock,
     secret: [u8; 32],
@@ -190,6 +205,8 @@ impl RedbKv {
             overlay: Overlay::new(),
             usage,
             db: RwLock::new(Some(Arc::new(db))),
+            snapshot: RwLock::new(None),
+            generation: AtomicU64::new(0),
             opener,
             clock,
             secret,
@@ -298,11 +315,42 @@ impl Shared {
             .ok_or_else(|| Error::Backend("storage is being reopened after a failed commit".into()))
     }
 
-    /// The committed entry at `key`, live or not.
-    fn read(&self, key: &[u8]) -> Result<Option<Entry>> {
+    /// The kv table with every commit whose generation has begun: the shared snapshot when it
+    /// is current, else a fresh one (kept for the next readers unless a commit ended
+    /// meanwhile).
+    fn kv_table(&self) -> Result<Arc<KvTable>> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some((at, table)) = &*self.snapshot.read().unwrap_or_else(PoisonError::into_inner)
+            && *at == generation
+        {
+            return Ok(Arc::clone(table));
+        }
         let db = self.database()?;
         let txn = db.begin_read().map_err(backend)?;
-        let table = txn.open_table(KV).map_err(backend)?;
+        let table = Arc::new(txn.open_table(KV).map_err(backend)?);
+        let mut slot = self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.generation.load(Ordering::SeqCst) == generation {
+            *slot = Some((generation, Arc::clone(&table)));
+        }
+        Ok(table)
+    }
+
+    /// The table changed (or the database is reopened): readers open a new snapshot.
+    fn new_generation(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        // Dropped now, not by the next reader: it pins the pages it reads (and the database).
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// The committed entry at `key`, live or not.
+    fn read(&self, key: &[u8]) -> Result<Option<Entry>> {
+        let table = self.kv_table()?;
         match table.get(key).map_err(backend)? {
             Some(guard) => Entry::decode(guard.value()).map(Some),
             None => Ok(None),
@@ -311,9 +359,7 @@ impl Shared {
 
     /// What the committed entry at `key` counts for, live or not (its value is not copied).
     fn read_stored(&self, key: &[u8]) -> Result<Option<Stored>> {
-        let db = self.database()?;
-        let txn = db.begin_read().map_err(backend)?;
-        let table = txn.open_table(KV).map_err(backend)?;
+        let table = self.kv_table()?;
         match table.get(key).map_err(backend)? {
             Some(guard) => stored(guard.value()).map(Some),
             None => Ok(None),
@@ -465,6 +511,7 @@ impl Shared {
         txn.set_durability(Durability::Immediate).map_err(backend)?;
         apply(&txn, &batch)?;
         txn.commit().map_err(backend)?;
+        self.new_generation();
         self.overlay.retire(&batch);
         let stats = &self.stats;
         stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -484,6 +531,7 @@ impl Shared {
         let slot = || self.db.write().unwrap_or_else(PoisonError::into_inner);
         // Readers get an error while the file is opened (a repair may take a while).
         *slot() = None;
+        self.new_generation();
         let db = Arc::new((self.opener)().map_err(backend)?);
         *slot() = Some(Arc::clone(&db));
         Ok(db)
@@ -558,6 +606,9 @@ impl Shared {
         let (kv, kv_more) = purge_kv(&txn, now, PURGE_CHUNK)?;
         let (facts, facts_more) = purge_facts(&txn, now_secs(now), PURGE_CHUNK)?;
         txn.commit().map_err(backend)?;
+        if kv > 0 {
+            self.new_generation();
+        }
         let purged = kv + facts;
         self.stats
             .purged
