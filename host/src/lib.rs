@@ -23,7 +23,9 @@
 //!   folder (`Registry`), limits, and the host side of the WIT imports (the only `bindgen!`).
 //! - [`storage`]: plugin key-value data behind the `KvStore` trait, and compact expiring facts
 //!   behind `FactStore` (redb file with a write overlay and a group-committing thread, or memory).
-//! - [`http`]: the axum router: callbacks, health, metrics; errors become 4xx responses.
+//! - [`http`]: the axum router (callbacks, health, metrics; errors become 4xx responses) and the
+//!   listener that serves it (header, body and idle timers, a connection cap, a shutdown with a
+//!   deadline).
 //! - [`server`]: `wxhost serve`: builds the app, watches config and plugins, shuts down cleanly.
 //! - [`simulator`]: `wxhost send`: a push built exactly as WeChat would, and the answer read back.
 //! - [`telemetry`]: logging setup and Prometheus metrics.
