@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wxhost::plugin::{
-    CallContext, PushScope, Limits, Outcome, Runtime, RuntimeLimits, WarmInstances,
+    CallContext, Limits, Outcome, PushScope, Runtime, RuntimeLimits, WarmInstances,
 };
 use wxhost::storage::MemoryKv;
 use wxhost::wechat::{Content, Message, Reply};

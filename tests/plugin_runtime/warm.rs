@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use wxhost::plugin::{
-    CallContext, PushScope, Limits, Plugin, Runtime, RuntimeLimits, WarmInstances,
+    CallContext, Limits, Plugin, PushScope, Runtime, RuntimeLimits, WarmInstances,
 };
 use wxhost::storage::MemoryKv;
 

@@ -92,7 +92,9 @@ fn compatible_mode_refuses_pushes_without_encrypt() {
     let (query, body) = account(Mode::Compatible)
         .simulate_push(&text_message("x"), &params())
         .expect("push");
-    let start = body.find("<Encrypt>").expect("compatible pushes carry Encrypt");
+    let start = body
+        .find("<Encrypt>")
+        .expect("compatible pushes carry Encrypt");
     let end = body.find("</Encrypt>").expect("closed") + "</Encrypt>".len();
     let stripped = format!("{}{}", &body[..start], &body[end..]);
     assert_eq!(

@@ -276,7 +276,10 @@ mod tests {
     fn a_same_binding_is_a_replay_once_the_answer_is_gone() {
         let ttl = Duration::from_secs(60);
         let same = |age| Binding::Same { age };
-        assert!(same(None).is_replay(ttl), "bound before this process started");
+        assert!(
+            same(None).is_replay(ttl),
+            "bound before this process started"
+        );
         assert!(same(Some(Duration::from_secs(61))).is_replay(ttl));
         assert!(
             !same(Some(Duration::from_millis(1))).is_replay(ttl),

@@ -75,7 +75,9 @@ async fn clients_hanging_up_mid_chain_do_not_run_it_again() {
     let (status, answer) = server.post("shop", &query, body.clone()).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(reply_of(&answer), Some(Reply::text("run #1")));
-    let next = server.send("shop", &shop(), &text("o_user", "next", 9002)).await;
+    let next = server
+        .send("shop", &shop(), &text("o_user", "next", 9002))
+        .await;
     assert_eq!(next.map(|r| r.reply), Some(Reply::text("run #2")));
 }
 
@@ -110,15 +112,27 @@ async fn a_client_hanging_up_leaves_the_chain_to_finish_and_its_answer_for_the_r
 async fn a_replay_after_the_retry_ttl_inside_the_window_is_not_run() {
     // The shortest TTL the config takes (WeChat retries for about 15 s), and a window a little
     // longer: the replay comes 2 s before the window ends, after the answer is forgotten.
-    let server = Server::start(&counter(0, "timestamp_skew_secs = 20\ndedup_ttl_secs = 15\n"));
+    let server = Server::start(&counter(
+        0,
+        "timestamp_skew_secs = 20\ndedup_ttl_secs = 15\n",
+    ));
     let (query, body) = push(&shop(), &text("o_user", "count me", 9201));
     let (status, answer) = server.post("shop", &query, body.clone()).await;
-    assert_eq!((status, reply_of(&answer)), (200, Some(Reply::text("run #1"))));
+    assert_eq!(
+        (status, reply_of(&answer)),
+        (200, Some(Reply::text("run #1")))
+    );
     tokio::time::sleep(Duration::from_secs(18)).await;
     let (status, answer) = server.post("shop", &query, body).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(reply_of(&answer), None, "a replay is answered without a reply");
-    let next = server.send("shop", &shop(), &text("o_user", "next", 9202)).await;
+    assert_eq!(
+        reply_of(&answer),
+        None,
+        "a replay is answered without a reply"
+    );
+    let next = server
+        .send("shop", &shop(), &text("o_user", "next", 9202))
+        .await;
     assert_eq!(
         next.map(|r| r.reply),
         Some(Reply::text("run #2")),
@@ -146,7 +160,9 @@ async fn a_replay_after_a_restart_inside_the_window_is_not_run() {
             None,
             "{signal}: the restarted server knows the push as seen, without its answer"
         );
-        let next = server.send("shop", &shop(), &text("o_user", "next", 9302)).await;
+        let next = server
+            .send("shop", &shop(), &text("o_user", "next", 9302))
+            .await;
         assert_eq!(
             next.map(|r| r.reply),
             Some(Reply::text("run #2")),
@@ -166,7 +182,10 @@ async fn kill_9_after_answered_pushes_loses_none_of_their_writes() {
         let reply = server
             .send("shop", &shop(), &text("o_user", "hello", 9400 + n))
             .await;
-        assert_eq!(reply.map(|r| r.reply), Some(Reply::text(format!("visit #{n}"))));
+        assert_eq!(
+            reply.map(|r| r.reply),
+            Some(Reply::text(format!("visit #{n}")))
+        );
     }
     // Right after the 20th answer, before any periodic commit: only the per-push commits
     // made before each answer left can have kept the writes.
@@ -193,7 +212,10 @@ async fn a_captured_query_cannot_carry_another_body() {
         (401, "signature already used with another body")
     );
     let (status, answer) = server.post("plain", &query, body).await;
-    assert_eq!(status, 200, "the same query with its own body is a retry: {answer}");
+    assert_eq!(
+        status, 200,
+        "the same query with its own body is a retry: {answer}"
+    );
     let metrics = server.metrics().await;
     assert!(
         metrics.contains(r#"wxhost_requests_total{tenant="plain",outcome="signature_reused"} 1"#),
@@ -210,7 +232,9 @@ async fn a_compatible_push_stripped_of_encrypt_is_refused() {
     let server = Server::start(&config);
     let compat = account("wxcompat", "tokencompat", Some(KEY_A), Mode::Compatible);
     let (query, body) = push(&compat, &text("o_user", "hi", 9701));
-    let start = body.find("<Encrypt>").expect("compatible pushes carry Encrypt");
+    let start = body
+        .find("<Encrypt>")
+        .expect("compatible pushes carry Encrypt");
     let end = body.find("</Encrypt>").expect("closed") + "</Encrypt>".len();
     let stripped = format!("{}{}", &body[..start], &body[end..]);
     let (status, reason) = server.post("compat", &query, stripped).await;
