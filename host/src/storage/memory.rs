@@ -166,7 +166,12 @@ impl FactStore for MemoryKv {
     fn put(&self, facts: &[Fact]) -> Result<()> {
         let mut store = self.lock_facts()?;
         for fact in facts {
-            store.facts.insert(fact.key, (fact.value, fact.until));
+            match store.facts.get(&fact.key) {
+                Some((_, until)) if *until > fact.until => {}
+                _ => {
+                    store.facts.insert(fact.key, (fact.value, fact.until));
+                }
+            }
         }
         Ok(())
     }

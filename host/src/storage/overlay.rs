@@ -128,13 +128,19 @@ impl Overlay {
         Ok(out)
     }
 
-    /// Records facts (a later one of the same key replaces an earlier one).
+    /// Records facts (of two with the same key, the one that lives longer stays).
     pub fn put_facts(&self, facts: &[Fact]) {
         if facts.is_empty() {
             return;
         }
         let mut map = lock(&self.facts);
         for fact in facts {
+            if map
+                .get(&fact.key)
+                .is_some_and(|(kept, _)| kept.until > fact.until)
+            {
+                continue;
+            }
             let seq = self.take_seq();
             map.insert(fact.key, (*fact, seq));
         }
