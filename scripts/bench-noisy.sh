@@ -68,9 +68,14 @@ stop_server() {
 }
 
 quiet() { # LABEL
-    taskset -c 1 target/release/wxhost-loadgen load --url "http://$addr" --tenant quiet --mode plain \
-        --connections "$quiet_connections" --seconds "$seconds" --pushes 400000 --label "$1" |
-        sed "s/^{/{\"round\":$round,/" | tee -a "$out"
+    if ! taskset -c 1 target/release/wxhost-loadgen load --url "http://$addr" --tenant quiet \
+        --mode plain --connections "$quiet_connections" --seconds "$seconds" --pushes 400000 \
+        --label "$1" > "$work/quiet.json"; then
+        echo "round $round, $1: the load generator failed; the server ($addr) logged:" >&2
+        tail -n 20 "$work/server.err" >&2
+        return 0
+    fi
+    sed "s/^{/{\"round\":$round,/" "$work/quiet.json" | tee -a "$out"
 }
 
 for round in $(seq 1 "$rounds"); do
