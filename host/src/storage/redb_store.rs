@@ -19,9 +19,10 @@
 //! first commit that succeeds makes the whole batch durable and accepts writes again. Nothing
 //! accepted is dropped unless the process ends while the store cannot commit.
 //!
-//! Expiry: kv entries with a TTL and facts are indexed by their expiry, so forgetting expired
-//! ones deletes a range of the index (and the entries it names) in small non-durable
-//! transactions between commits, never a scan of the table.
+//! Expiry: kv entries with a TTL are indexed by their expiry, so forgetting expired ones deletes
+//! a range of the index (and the entries it names) in small non-durable transactions between
+//! commits, never a scan of the table. Facts are packed one row per commit, and a row goes
+//! once all of its facts have expired (its header says when, without reading them).
 //!
 //! Quotas: what each namespace holds is counted in memory ([`Usage`]), from one pass over the
 //! table at open, then by every write under the overlay lock of its key (a `set` reads what it
@@ -74,7 +75,7 @@ const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// The first wait before retrying a failed commit; it doubles up to `RETRY_MAX`.
 const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(1);
-/// Expired kv entries, and expired facts, deleted per purge transaction.
+/// Expired kv entries, and expired fact rows, deleted per purge transaction.
 const PURGE_CHUNK: usize = 1024;
 
 /// The kv table as a read transaction sees it.
