@@ -48,22 +48,6 @@ fn push(account: &Account) -> (CallbackQuery, String) {
     account.simulate_push(&text("hi"), &params).expect("push")
 }
 
-fn query_string(q: &CallbackQuery) -> String {
-    let pairs = [
-        ("signature", &q.signature),
-        ("timestamp", &q.timestamp),
-        ("nonce", &q.nonce),
-        ("openid", &q.openid),
-        ("encrypt_type", &q.encrypt_type),
-        ("msg_signature", &q.msg_signature),
-    ];
-    pairs
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// One refused request: where it goes, and what it must get.
 struct Case {
     name: &'static str,
@@ -111,7 +95,7 @@ fn cases() -> Vec<Case> {
         case(
             "unknown tenant",
             "nobody",
-            query_string(&pq),
+            pq.to_query_string(),
             pbody.as_bytes(),
             StatusCode::NOT_FOUND,
             "unknown_tenant",
@@ -120,7 +104,7 @@ fn cases() -> Vec<Case> {
         case(
             "forged msg_signature",
             "safe",
-            query_string(&forged),
+            forged.to_query_string(),
             sbody.as_bytes(),
             StatusCode::UNAUTHORIZED,
             "bad_signature",
@@ -129,7 +113,7 @@ fn cases() -> Vec<Case> {
         case(
             "no signature",
             "plain",
-            query_string(&unsigned),
+            unsigned.to_query_string(),
             pbody.as_bytes(),
             StatusCode::UNAUTHORIZED,
             "bad_request",
@@ -138,7 +122,7 @@ fn cases() -> Vec<Case> {
         case(
             "timestamp not a number",
             "plain",
-            query_string(&not_a_time),
+            not_a_time.to_query_string(),
             pbody.as_bytes(),
             StatusCode::UNAUTHORIZED,
             "bad_request",
@@ -147,7 +131,7 @@ fn cases() -> Vec<Case> {
         case(
             "timestamp outside the window",
             "plain",
-            query_string(&stale),
+            stale.to_query_string(),
             pbody.as_bytes(),
             StatusCode::UNAUTHORIZED,
             "stale_timestamp",
@@ -156,7 +140,7 @@ fn cases() -> Vec<Case> {
         case(
             "repeated parameter",
             "plain",
-            format!("{}&nonce=1", query_string(&pq)),
+            format!("{}&nonce=1", pq.to_query_string()),
             pbody.as_bytes(),
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -165,7 +149,7 @@ fn cases() -> Vec<Case> {
         case(
             "malformed XML",
             "plain",
-            query_string(&pq),
+            pq.to_query_string(),
             b"<xml><unclosed>",
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -174,11 +158,11 @@ fn cases() -> Vec<Case> {
         case(
             "plaintext to a safe-mode tenant",
             "safe",
-            query_string(&{
+            {
                 let mut q = sq.clone();
                 q.msg_signature = None;
-                q
-            }),
+                q.to_query_string()
+            },
             pbody.as_bytes(),
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -187,13 +171,13 @@ fn cases() -> Vec<Case> {
         case(
             "ciphertext to a keyless plain tenant",
             "plain",
-            query_string(&{
+            {
                 let mut q = sq.clone();
                 q.signature = pq.signature.clone();
                 q.timestamp = pq.timestamp.clone();
                 q.nonce = pq.nonce.clone();
-                q
-            }),
+                q.to_query_string()
+            },
             sbody.as_bytes(),
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -202,7 +186,7 @@ fn cases() -> Vec<Case> {
         case(
             "body over the limit",
             "plain",
-            query_string(&pq),
+            pq.to_query_string(),
             &vec![b'x'; wxhost::http::MAX_BODY_BYTES + 1],
             StatusCode::PAYLOAD_TOO_LARGE,
             "",

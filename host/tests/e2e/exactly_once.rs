@@ -31,21 +31,6 @@ fn reply_of(body: &str) -> Option<Reply> {
         .map(|r| r.reply)
 }
 
-fn query_string(q: &CallbackQuery) -> String {
-    [
-        ("signature", &q.signature),
-        ("timestamp", &q.timestamp),
-        ("nonce", &q.nonce),
-        ("openid", &q.openid),
-        ("encrypt_type", &q.encrypt_type),
-        ("msg_signature", &q.msg_signature),
-    ]
-    .iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-    .collect::<Vec<_>>()
-    .join("&")
-}
-
 /// Sends the push over a raw socket and hangs up after `after`, before the answer.
 async fn post_and_hang_up(server: &Server, query: &CallbackQuery, body: &str, after: Duration) {
     let mut socket = tokio::net::TcpStream::connect(server.addr)
@@ -53,7 +38,7 @@ async fn post_and_hang_up(server: &Server, query: &CallbackQuery, body: &str, af
         .expect("connects");
     let request = format!(
         "POST /wx/shop?{} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
-        query_string(query),
+        query.to_query_string(),
         server.addr,
         body.len()
     );
