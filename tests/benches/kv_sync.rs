@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures::FutureExt as _;
 use tokio::sync::Mutex;
 use wxhost::storage::{KvStore, Namespace, RedbKv};
 
@@ -31,6 +32,7 @@ async fn round(store: &Arc<RedbKv>, writers: u64, one_at_a_time: Option<&Arc<Mut
                 let ns = Namespace::new("bench", "visit-counter");
                 store
                     .increment(&ns, &format!("user{i}"), 1)
+                    .await
                     .expect("increment");
                 store.sync().await.expect("sync");
             })
@@ -88,6 +90,8 @@ fn sets(c: &mut Criterion) {
     for i in 0..PRESET {
         store
             .set(&ns, &format!("key{i}"), &value, None)
+            .now_or_never()
+            .expect("ready at once")
             .expect("preset");
     }
     store.flush().expect("flush");
@@ -102,6 +106,8 @@ fn sets(c: &mut Criterion) {
             n += 1;
             store
                 .set(&ns, &format!("new{n}"), &value, None)
+                .now_or_never()
+                .expect("ready at once")
                 .expect("set");
         });
     });
@@ -111,6 +117,8 @@ fn sets(c: &mut Criterion) {
             i = (i + 1) % PRESET;
             store
                 .set(&ns, &format!("key{i}"), &value, None)
+                .now_or_never()
+                .expect("ready at once")
                 .expect("set");
         });
     });

@@ -301,7 +301,7 @@ async fn a_kv_flood_across_calls_is_stopped_by_the_namespace_quota() {
             "{store}: another plugin's namespace"
         );
         assert_eq!(
-            kv.usage(&Namespace::new("demo", "kv-flood")),
+            kv.usage(&Namespace::new("demo", "kv-flood")).await,
             Ok(KvUsage {
                 keys: 25,
                 bytes: 25 * (3 + 1024)
@@ -372,6 +372,7 @@ async fn concurrent_floods_share_one_quota() {
     assert_eq!(written, 60);
     assert_eq!(
         kv.usage(&Namespace::new("demo", "kv-flood"))
+            .await
             .map(|u| u.keys),
         Ok(60)
     );

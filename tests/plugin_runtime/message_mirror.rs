@@ -244,7 +244,7 @@ fn variant(content: &Value) -> String {
 }
 
 /// The message as the plugin received it: the JSON it wrote to `kv` before answering.
-fn mirrored(
+async fn mirrored(
     outcome: Result<Outcome, wxhost::plugin::Error>,
     kv: &dyn KvStore,
     push: &str,
@@ -256,6 +256,7 @@ fn mirrored(
     let namespace = Namespace::new("demo", "message-mirror");
     let json = kv
         .get(&namespace, MIRROR_KEY)
+        .await
         .expect("kv reads")
         .expect("the plugin wrote the message");
     serde_json::from_slice(&json).expect("the plugin wrote JSON")
@@ -277,7 +278,7 @@ async fn every_typed_field_reaches_a_plugin_as_the_host_parsed_it() {
         let push = format!("<xml>{HEAD}{rest}</xml>");
         let msg = Message::parse(&push).unwrap_or_else(|e| panic!("{push}: {e}"));
         let host = serde_json::to_value(&msg).expect("the host's message serialises");
-        let sdk = mirrored(rt.call(&mirror, &ctx, &msg).await.result, &*kv, &push);
+        let sdk = mirrored(rt.call(&mirror, &ctx, &msg).await.result, &*kv, &push).await;
 
         let expected: BTreeSet<&str> = HOST_KEYS.iter().copied().collect();
         assert_eq!(keys(&host), expected, "the host's message fields changed");

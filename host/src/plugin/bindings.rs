@@ -1,7 +1,8 @@
 //! The only `bindgen!` of the host: Rust types and traits generated from `wit/plugin.wit`.
 //!
 //! Exports are async so a call can yield at epoch ticks. The WeChat API imports are async
-//! (they wait on the network); the others are plain functions (in-process state and kv).
+//! (they wait on the network), and so is kv (a shared store is a network service); the others
+//! are plain functions (in-process state).
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -10,6 +11,10 @@ wasmtime::component::bindgen!({
         "wxhost:plugin/wechat-api.send-custom": async,
         "wxhost:plugin/wechat-api.send-template": async,
         "wxhost:plugin/wechat-api.call": async,
+        "wxhost:plugin/kv.get": async,
+        "wxhost:plugin/kv.set": async,
+        "wxhost:plugin/kv.delete": async,
+        "wxhost:plugin/kv.increment": async,
     },
     exports: { default: async },
 });

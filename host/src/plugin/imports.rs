@@ -168,13 +168,23 @@ fn kv_error(e: storage::Error) -> kv::Error {
 }
 
 impl kv::Host for KvImport {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::Error> {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::Error> {
         self.check_key(&key)?;
         let caller = &self.caller;
-        caller.ctx.kv.get(&caller.namespace, &key).map_err(kv_error)
+        caller
+            .ctx
+            .kv
+            .get(&caller.namespace, &key)
+            .await
+            .map_err(kv_error)
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>, ttl_secs: Option<u32>) -> Result<(), kv::Error> {
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_secs: Option<u32>,
+    ) -> Result<(), kv::Error> {
         self.check_key(&key)?;
         let max = self.caller.limits().kv_value_bytes;
         if value.len() > max as usize {
@@ -188,10 +198,11 @@ impl kv::Host for KvImport {
             .ctx
             .kv
             .set_within(&caller.namespace, &key, &value, ttl, quota)
+            .await
             .map_err(kv_error)
     }
 
-    fn delete(&mut self, key: String) -> Result<bool, kv::Error> {
+    async fn delete(&mut self, key: String) -> Result<bool, kv::Error> {
         self.check_key(&key)?;
         self.count_write()?;
         let caller = &self.caller;
@@ -199,10 +210,11 @@ impl kv::Host for KvImport {
             .ctx
             .kv
             .delete(&caller.namespace, &key)
+            .await
             .map_err(kv_error)
     }
 
-    fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::Error> {
+    async fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::Error> {
         self.check_key(&key)?;
         self.count_write()?;
         let caller = &self.caller;
@@ -211,6 +223,7 @@ impl kv::Host for KvImport {
             .ctx
             .kv
             .increment_within(&caller.namespace, &key, delta, quota)
+            .await
             .map_err(kv_error)
     }
 }

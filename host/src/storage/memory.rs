@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::usage::{Stored, Usage};
 use super::{
-    Clock, Entry, Error, Fact, FactStore, KvStore, KvUsage, Namespace, Quota, Result, SyncFuture,
-    new_secret, system_clock,
+    Clock, Entry, Error, Fact, FactStore, InProcessKv, KvUsage, Namespace, Quota, Result,
+    SyncFuture, new_secret, system_clock,
 };
 
 /// A [`KvStore`] and [`FactStore`] in mutex-protected maps. Data is lost on restart; every
@@ -78,14 +78,14 @@ impl MemoryKv {
     }
 }
 
-impl KvStore for MemoryKv {
-    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
+impl InProcessKv for MemoryKv {
+    fn get_now(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
         let now = (self.clock)();
         let mut map = self.lock()?;
         Ok(Self::live(&mut map, &ns.storage_key(key), now).map(|e| e.value))
     }
 
-    fn set_within(
+    fn set_within_now(
         &self,
         ns: &Namespace,
         key: &str,
@@ -104,7 +104,7 @@ impl KvStore for MemoryKv {
         Ok(())
     }
 
-    fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
+    fn delete_now(&self, ns: &Namespace, key: &str) -> Result<bool> {
         let now = (self.clock)();
         let key = ns.storage_key(key);
         let mut map = self.lock()?;
@@ -121,7 +121,13 @@ impl KvStore for MemoryKv {
         Ok(removed.is_live(now))
     }
 
-    fn increment_within(&self, ns: &Namespace, key: &str, delta: i64, quota: Quota) -> Result<i64> {
+    fn increment_within_now(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        delta: i64,
+        quota: Quota,
+    ) -> Result<i64> {
         let now = (self.clock)();
         let key = ns.storage_key(key);
         let mut map = self.lock()?;
@@ -134,7 +140,37 @@ impl KvStore for MemoryKv {
         Ok(value)
     }
 
-    fn usage(&self, ns: &Namespace) -> Result<KvUsage> {
+    fn compare_and_swap_now(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&[u8], Option<Duration>)>,
+    ) -> Result<bool> {
+        let now = (self.clock)();
+        let key = ns.storage_key(key);
+        let mut map = self.lock()?;
+        let old = map.get(&key).map(Stored::of);
+        let current = map.get(&key).filter(|e| e.is_live(now));
+        if current.map(|e| e.value.as_slice()) != expected {
+            return Ok(false);
+        }
+        let entry = new.map(|(value, ttl)| Entry::new(value, ttl, now));
+        self.usage.replace(
+            &key,
+            old,
+            entry.as_ref().map(Stored::of),
+            now,
+            Quota::UNLIMITED,
+        )?;
+        match entry {
+            Some(entry) => map.insert(key, entry),
+            None => map.remove(&key),
+        };
+        Ok(true)
+    }
+
+    fn usage_now(&self, ns: &Namespace) -> Result<KvUsage> {
         Ok(self.usage.held(&ns.storage_prefix(), (self.clock)()))
     }
 
@@ -209,10 +245,12 @@ mod tests {
     use super::super::contract;
     use super::*;
 
-    #[test]
-    fn memory_store_meets_the_contract() {
+    contract::kv_contract_tests!(async |clock| (MemoryKv::with_clock(clock), ()));
+
+    #[tokio::test]
+    async fn memory_store_purges() {
         let (clock, now) = contract::manual_clock();
-        contract::run(&MemoryKv::with_clock(clock), &now);
+        contract::purges(&MemoryKv::with_clock(clock), &now).await;
     }
 
     #[test]
@@ -220,21 +258,5 @@ mod tests {
         let (clock, now) = contract::manual_clock();
         let store = MemoryKv::with_clock(clock);
         contract::facts(&store, &store, &now);
-    }
-
-    #[tokio::test]
-    async fn memory_sync_meets_the_contract() {
-        contract::sync(&MemoryKv::default()).await;
-    }
-
-    #[test]
-    fn memory_quotas_meet_the_contract() {
-        let (clock, now) = contract::manual_clock();
-        contract::quotas(&MemoryKv::with_clock(clock), &now);
-    }
-
-    #[test]
-    fn memory_quotas_hold_under_concurrent_writers() {
-        contract::concurrent_quota(&MemoryKv::default());
     }
 }

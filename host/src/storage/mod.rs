@@ -167,38 +167,65 @@ pub fn system_clock() -> Clock {
 /// What [`KvStore::sync`] returns: resolves once the writes before it are durable.
 pub type SyncFuture = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
 
+/// What the [`KvStore`] operations return (boxed, so that stores can be shared as `dyn`).
+pub type KvFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
 /// A key-value store for plugin data. Implementations are shared by every tenant and plugin;
-/// the [`Namespace`] keeps them apart.
+/// the [`Namespace`] keeps them apart. Operations are futures: an embedded store answers in
+/// the first poll, a networked one ([`RedisKv`]) waits for its server, never past its timeout.
 pub trait KvStore: Send + Sync + std::fmt::Debug + 'static {
     /// The value of `key`, unless absent or expired.
-    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>>;
+    fn get<'a>(&'a self, ns: &'a Namespace, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>>;
     /// Stores `value`, expiring after `ttl` when given (replacing any earlier TTL), without a
     /// quota (the host's own data).
-    fn set(&self, ns: &Namespace, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+    fn set<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> KvFuture<'a, ()> {
         self.set_within(ns, key, value, ttl, Quota::UNLIMITED)
     }
     /// [`KvStore::set`] unless the namespace would hold more than `quota` allows
     /// ([`Error::QuotaExceeded`], nothing written); the check and the write are one step, so
     /// concurrent writers of a namespace cannot together pass its quota.
-    fn set_within(
-        &self,
-        ns: &Namespace,
-        key: &str,
-        value: &[u8],
+    fn set_within<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        key: &'a str,
+        value: &'a [u8],
         ttl: Option<Duration>,
         quota: Quota,
-    ) -> Result<()>;
+    ) -> KvFuture<'a, ()>;
     /// Removes `key`; returns whether it existed (and had not expired). Frees its quota.
-    fn delete(&self, ns: &Namespace, key: &str) -> Result<bool>;
+    fn delete<'a>(&'a self, ns: &'a Namespace, key: &'a str) -> KvFuture<'a, bool>;
     /// Adds `delta` to the decimal counter at `key` (absent counts as 0), keeping its TTL,
     /// without a quota.
-    fn increment(&self, ns: &Namespace, key: &str, delta: i64) -> Result<i64> {
+    fn increment<'a>(&'a self, ns: &'a Namespace, key: &'a str, delta: i64) -> KvFuture<'a, i64> {
         self.increment_within(ns, key, delta, Quota::UNLIMITED)
     }
     /// [`KvStore::increment`] within `quota`, as [`KvStore::set_within`].
-    fn increment_within(&self, ns: &Namespace, key: &str, delta: i64, quota: Quota) -> Result<i64>;
+    fn increment_within<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        key: &'a str,
+        delta: i64,
+        quota: Quota,
+    ) -> KvFuture<'a, i64>;
+    /// Replaces what `key` holds with `new` (a value and its TTL; `None` deletes) if it holds
+    /// exactly `expected` now (`None`: absent or expired), in one step with respect to every
+    /// other write of the key, on every host sharing the store; returns whether it did. The
+    /// host's own locks and compare-and-delete (access tokens); no quota.
+    fn compare_and_swap<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: Option<(&'a [u8], Option<Duration>)>,
+    ) -> KvFuture<'a, bool>;
     /// What `ns` holds now (live entries only), as quotas count it.
-    fn usage(&self, ns: &Namespace) -> Result<KvUsage>;
+    fn usage<'a>(&'a self, ns: &'a Namespace) -> KvFuture<'a, KvUsage>;
     /// Resolves once every write accepted before the call (kv writes, and the facts and marks
     /// of the same store) is durable; at once when none is pending. Concurrent callers share
     /// one commit. An error means the writes are not durable yet: they are kept and retried,
@@ -206,12 +233,107 @@ pub trait KvStore: Send + Sync + std::fmt::Debug + 'static {
     fn sync(&self) -> SyncFuture;
     /// Makes every write so far durable, blocking the calling thread (for shutdown and tests).
     fn flush(&self) -> Result<()>;
-    /// Drops expired entries (and expired facts); returns how many.
+    /// Drops expired entries (and expired facts); returns how many. Blocks the calling thread.
     fn purge_expired(&self) -> Result<usize>;
     /// What the store has done since it was opened, for metrics (a store that keeps nothing on
     /// disk reports zeros).
     fn stats(&self) -> StorageStats {
         StorageStats::default()
+    }
+}
+
+/// A store whose every operation completes in the calling thread without waiting on I/O (the
+/// embedded stores: writes go to memory and are committed by a thread of their own). It is a
+/// [`KvStore`] whose futures are ready at once.
+pub(crate) trait InProcessKv: Send + Sync + std::fmt::Debug + 'static {
+    fn get_now(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>>;
+    fn set_within_now(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        quota: Quota,
+    ) -> Result<()>;
+    fn delete_now(&self, ns: &Namespace, key: &str) -> Result<bool>;
+    fn increment_within_now(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        delta: i64,
+        quota: Quota,
+    ) -> Result<i64>;
+    fn compare_and_swap_now(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&[u8], Option<Duration>)>,
+    ) -> Result<bool>;
+    fn usage_now(&self, ns: &Namespace) -> Result<KvUsage>;
+    fn sync(&self) -> SyncFuture;
+    fn flush(&self) -> Result<()>;
+    fn purge_expired(&self) -> Result<usize>;
+    fn stats(&self) -> StorageStats {
+        StorageStats::default()
+    }
+}
+
+impl<S: InProcessKv> KvStore for S {
+    fn get<'a>(&'a self, ns: &'a Namespace, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>> {
+        Box::pin(std::future::ready(self.get_now(ns, key)))
+    }
+    fn set_within<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+        quota: Quota,
+    ) -> KvFuture<'a, ()> {
+        Box::pin(std::future::ready(
+            self.set_within_now(ns, key, value, ttl, quota),
+        ))
+    }
+    fn delete<'a>(&'a self, ns: &'a Namespace, key: &'a str) -> KvFuture<'a, bool> {
+        Box::pin(std::future::ready(self.delete_now(ns, key)))
+    }
+    fn increment_within<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        key: &'a str,
+        delta: i64,
+        quota: Quota,
+    ) -> KvFuture<'a, i64> {
+        Box::pin(std::future::ready(
+            self.increment_within_now(ns, key, delta, quota),
+        ))
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: Option<(&'a [u8], Option<Duration>)>,
+    ) -> KvFuture<'a, bool> {
+        Box::pin(std::future::ready(
+            self.compare_and_swap_now(ns, key, expected, new),
+        ))
+    }
+    fn usage<'a>(&'a self, ns: &'a Namespace) -> KvFuture<'a, KvUsage> {
+        Box::pin(std::future::ready(self.usage_now(ns)))
+    }
+    fn sync(&self) -> SyncFuture {
+        InProcessKv::sync(self)
+    }
+    fn flush(&self) -> Result<()> {
+        InProcessKv::flush(self)
+    }
+    fn purge_expired(&self) -> Result<usize> {
+        InProcessKv::purge_expired(self)
+    }
+    fn stats(&self) -> StorageStats {
+        InProcessKv::stats(self)
     }
 }
 
@@ -346,6 +468,39 @@ pub(crate) mod contract {
 
     use super::*;
 
+    /// The kv contract's tests for one backend, in the module that invokes it: `$open` makes a
+    /// fresh store from a clock, returned with whatever must outlive it (a directory, a server).
+    macro_rules! kv_contract_tests {
+        ($open:expr) => {
+            #[tokio::test]
+            async fn meets_the_kv_contract() {
+                let (clock, now) = $crate::storage::contract::manual_clock();
+                let (store, _keep) = ($open)(clock).await;
+                $crate::storage::contract::run(&store, &now).await;
+            }
+
+            #[tokio::test]
+            async fn meets_the_quota_contract() {
+                let (clock, now) = $crate::storage::contract::manual_clock();
+                let (store, _keep) = ($open)(clock).await;
+                $crate::storage::contract::quotas(&store, &now).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn quotas_hold_under_concurrent_writers() {
+                let (store, _keep) = ($open)($crate::storage::system_clock()).await;
+                $crate::storage::contract::concurrent_quota(std::sync::Arc::new(store)).await;
+            }
+
+            #[tokio::test]
+            async fn meets_the_sync_contract() {
+                let (store, _keep) = ($open)($crate::storage::system_clock()).await;
+                $crate::storage::contract::sync(&store).await;
+            }
+        };
+    }
+    pub(crate) use kv_contract_tests;
+
     /// A clock the test moves by hand.
     pub fn manual_clock() -> (Clock, Arc<AtomicU64>) {
         let now = Arc::new(AtomicU64::new(1_700_000_000_000));
@@ -353,100 +508,189 @@ pub(crate) mod contract {
         (Arc::new(move || read.load(Ordering::SeqCst)), now)
     }
 
-    pub fn run(store: &dyn KvStore, now: &AtomicU64) {
+    pub async fn run(store: &dyn KvStore, now: &AtomicU64) {
         let a = Namespace::new("tenant-a", "game");
         let b = Namespace::new("tenant-b", "game");
         let other_plugin = Namespace::new("tenant-a", "other");
 
         // get / set / isolation
-        assert_eq!(store.get(&a, "k"), Ok(None));
-        store.set(&a, "k", b"v1", None).expect("set");
-        assert_eq!(store.get(&a, "k"), Ok(Some(b"v1".to_vec())));
-        assert_eq!(store.get(&b, "k"), Ok(None), "tenants are isolated");
+        assert_eq!(store.get(&a, "k").await, Ok(None));
+        store.set(&a, "k", b"v1", None).await.expect("set");
+        assert_eq!(store.get(&a, "k").await, Ok(Some(b"v1".to_vec())));
+        assert_eq!(store.get(&b, "k").await, Ok(None), "tenants are isolated");
         assert_eq!(
-            store.get(&other_plugin, "k"),
+            store.get(&other_plugin, "k").await,
             Ok(None),
             "plugins are isolated"
         );
-        store.set(&a, "", b"", None).expect("empty key and value");
-        assert_eq!(store.get(&a, ""), Ok(Some(Vec::new())));
+        store
+            .set(&a, "", b"", None)
+            .await
+            .expect("empty key and value");
+        assert_eq!(store.get(&a, "").await, Ok(Some(Vec::new())));
 
         // delete
-        assert_eq!(store.delete(&a, "k"), Ok(true));
-        assert_eq!(store.delete(&a, "k"), Ok(false));
-        assert_eq!(store.get(&a, "k"), Ok(None));
+        assert_eq!(store.delete(&a, "k").await, Ok(true));
+        assert_eq!(store.delete(&a, "k").await, Ok(false));
+        assert_eq!(store.get(&a, "k").await, Ok(None));
 
         // TTL
         store
             .set(&a, "t", b"x", Some(Duration::from_secs(10)))
+            .await
             .expect("set ttl");
         now.fetch_add(9_999, Ordering::SeqCst);
-        assert_eq!(store.get(&a, "t"), Ok(Some(b"x".to_vec())));
+        assert_eq!(store.get(&a, "t").await, Ok(Some(b"x".to_vec())));
         now.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(store.get(&a, "t"), Ok(None), "expired at its TTL");
+        assert_eq!(store.get(&a, "t").await, Ok(None), "expired at its TTL");
         assert_eq!(
-            store.delete(&a, "t"),
+            store.delete(&a, "t").await,
             Ok(false),
             "expired keys do not exist"
         );
         store
             .set(&a, "t", b"y", Some(Duration::from_secs(1)))
+            .await
             .expect("set ttl");
         store
             .set(&a, "t", b"z", None)
+            .await
             .expect("set without ttl clears it");
         now.fetch_add(5_000, Ordering::SeqCst);
-        assert_eq!(store.get(&a, "t"), Ok(Some(b"z".to_vec())));
+        assert_eq!(store.get(&a, "t").await, Ok(Some(b"z".to_vec())));
 
         // increment
-        assert_eq!(store.increment(&a, "n", 5), Ok(5));
-        assert_eq!(store.increment(&a, "n", -7), Ok(-2));
-        assert_eq!(store.get(&a, "n"), Ok(Some(b"-2".to_vec())));
+        assert_eq!(store.increment(&a, "n", 5).await, Ok(5));
+        assert_eq!(store.increment(&a, "n", -7).await, Ok(-2));
+        assert_eq!(store.get(&a, "n").await, Ok(Some(b"-2".to_vec())));
         store
             .set(&a, "n", b"40", Some(Duration::from_secs(2)))
+            .await
             .expect("set");
-        assert_eq!(store.increment(&a, "n", 2), Ok(42));
+        assert_eq!(store.increment(&a, "n", 2).await, Ok(42));
         now.fetch_add(2_000, Ordering::SeqCst);
-        assert_eq!(store.get(&a, "n"), Ok(None), "increment keeps the TTL");
         assert_eq!(
-            store.increment(&a, "n", 1),
+            store.get(&a, "n").await,
+            Ok(None),
+            "increment keeps the TTL"
+        );
+        assert_eq!(
+            store.increment(&a, "n", 1).await,
             Ok(1),
             "expired counter restarts at 0"
         );
-        store.set(&a, "s", b"abc", None).expect("set");
-        assert_eq!(store.increment(&a, "s", 1), Err(Error::NotANumber));
+        store.set(&a, "s", b"abc", None).await.expect("set");
+        assert_eq!(store.increment(&a, "s", 1).await, Err(Error::NotANumber));
         store
             .set(&a, "max", i64::MAX.to_string().as_bytes(), None)
+            .await
             .expect("set");
-        assert_eq!(store.increment(&a, "max", 1), Err(Error::Overflow));
+        assert_eq!(store.increment(&a, "max", 1).await, Err(Error::Overflow));
 
-        // purge
+        for (text, after) in [(" 007 ", 8), ("+5", 6), ("-0", 1)] {
+            store
+                .set(&a, "c", text.as_bytes(), None)
+                .await
+                .expect("set");
+            assert_eq!(store.increment(&a, "c", 1).await, Ok(after), "{text:?}");
+        }
         store
-            .set(&b, "gone1", b"x", Some(Duration::from_secs(1)))
+            .set(&a, "c", b"99999999999999999999", None)
+            .await
             .expect("set");
+        assert_eq!(store.increment(&a, "c", 1).await, Err(Error::NotANumber));
+        store.set(&a, "c", b"1.5", None).await.expect("set");
+        assert_eq!(store.increment(&a, "c", 1).await, Err(Error::NotANumber));
         store
-            .set(&b, "gone2", b"x", Some(Duration::from_secs(1)))
+            .set(&a, "min", i64::MIN.to_string().as_bytes(), None)
+            .await
             .expect("set");
-        store
-            .set(&b, "stays", b"x", Some(Duration::from_secs(100)))
-            .expect("set");
+        assert_eq!(store.increment(&a, "min", -1).await, Err(Error::Overflow));
+        assert_eq!(
+            store.get(&a, "min").await,
+            Ok(Some(i64::MIN.to_string().into_bytes())),
+            "a refused increment leaves the value"
+        );
+
+        // compare and swap: absent → value (a lock), value → other, value → absent.
+        let ttl = Some(Duration::from_secs(5));
+        assert_eq!(
+            store
+                .compare_and_swap(&a, "lock", None, Some((b"me", ttl)))
+                .await,
+            Ok(true)
+        );
+        assert_eq!(
+            store
+                .compare_and_swap(&a, "lock", None, Some((b"you", ttl)))
+                .await,
+            Ok(false),
+            "held"
+        );
+        assert_eq!(
+            store.compare_and_swap(&a, "lock", Some(b"you"), None).await,
+            Ok(false),
+            "not yours to release"
+        );
+        assert_eq!(store.get(&a, "lock").await, Ok(Some(b"me".to_vec())));
+        now.fetch_add(5_000, Ordering::SeqCst);
+        assert_eq!(
+            store
+                .compare_and_swap(&a, "lock", None, Some((b"you", None)))
+                .await,
+            Ok(true),
+            "an expired value counts as absent"
+        );
+        assert_eq!(
+            store
+                .compare_and_swap(&a, "lock", Some(b"you"), Some((b"them", None)))
+                .await,
+            Ok(true)
+        );
+        assert_eq!(
+            store
+                .compare_and_swap(&a, "lock", Some(b"them"), None)
+                .await,
+            Ok(true)
+        );
+        assert_eq!(store.get(&a, "lock").await, Ok(None));
+        assert_eq!(
+            store.compare_and_swap(&b, "lock", Some(b""), None).await,
+            Ok(false)
+        );
+        store.flush().expect("flush");
+    }
+
+    /// What `purge_expired` must do in a store that purges (the embedded ones: a shared store
+    /// lets its server expire entries).
+    pub async fn purges(store: &dyn KvStore, now: &AtomicU64) {
+        let b = Namespace::new("tenant-b", "game");
+        for (key, secs) in [("gone1", 1), ("gone2", 1), ("stays", 100)] {
+            store
+                .set(&b, key, b"x", Some(Duration::from_secs(secs)))
+                .await
+                .expect("set");
+        }
         now.fetch_add(1_000, Ordering::SeqCst);
         assert_eq!(store.purge_expired(), Ok(2));
-        assert_eq!(store.get(&b, "stays"), Ok(Some(b"x".to_vec())));
+        assert_eq!(store.get(&b, "stays").await, Ok(Some(b"x".to_vec())));
         store.flush().expect("flush");
     }
 
     /// What quotas must do: count live keys and key + value bytes per namespace, refuse a
     /// write that would pass either limit (writing nothing), charge an overwrite the difference
     /// only, and free what deletes, shrinking overwrites and expiry (before any purge) release.
-    pub fn quotas(store: &dyn KvStore, now: &AtomicU64) {
+    pub async fn quotas(store: &dyn KvStore, now: &AtomicU64) {
         let ns = Namespace::new("tenant-q", "game");
         let other = Namespace::new("tenant-q", "other");
         let quota = Quota {
             max_keys: 3,
             max_bytes: 100,
         };
-        let held = |ns: &Namespace| store.usage(ns).expect("usage");
+        let held = |ns: &Namespace| {
+            let ns = ns.clone();
+            async move { store.usage(&ns).await.expect("usage") }
+        };
         let usage = |keys, bytes| KvUsage { keys, bytes };
         let refused_keys = |held| {
             Err(Error::QuotaExceeded {
@@ -456,56 +700,62 @@ pub(crate) mod contract {
                 max: 3,
             })
         };
-        assert_eq!(held(&ns), KvUsage::default());
+        assert_eq!(held(&ns).await, KvUsage::default());
 
         store
             .set_within(&ns, "k1", b"aaaa", None, quota)
+            .await
             .expect("2 + 4 bytes");
-        assert_eq!(store.increment_within(&ns, "n", 5, quota), Ok(5));
+        assert_eq!(store.increment_within(&ns, "n", 5, quota).await, Ok(5));
         store
             .set_within(&ns, "k2", b"xx", Some(Duration::from_secs(10)), quota)
+            .await
             .expect("with a TTL");
-        assert_eq!(held(&ns), usage(3, 6 + 2 + 4));
+        assert_eq!(held(&ns).await, usage(3, 6 + 2 + 4));
         assert_eq!(
-            store.set_within(&ns, "k3", b"", None, quota),
+            store.set_within(&ns, "k3", b"", None, quota).await,
             refused_keys(3)
         );
         assert_eq!(
             store
                 .set_within(&ns, "k3", b"", None, quota)
+                .await
                 .map_err(|e| e.to_string()),
             Err("namespace holds 3 keys, at most 3".to_owned())
         );
         assert_eq!(
-            store.increment_within(&ns, "m", 1, quota).map(|_| ()),
+            store.increment_within(&ns, "m", 1, quota).await.map(|_| ()),
             refused_keys(3)
         );
         assert_eq!(
-            store.get(&ns, "k3"),
+            store.get(&ns, "k3").await,
             Ok(None),
             "a refused write writes nothing"
         );
-        assert_eq!(store.get(&ns, "m"), Ok(None));
-        assert_eq!(held(&ns), usage(3, 12));
+        assert_eq!(store.get(&ns, "m").await, Ok(None));
+        assert_eq!(held(&ns).await, usage(3, 12));
         assert_eq!(
-            held(&other),
+            held(&other).await,
             KvUsage::default(),
             "each namespace has its own"
         );
         store
             .set_within(&other, "k3", b"", None, quota)
+            .await
             .expect("another plugin's namespace");
 
         // Overwrites are charged the difference.
         store
             .set_within(&ns, "k1", b"bbbb", None, quota)
+            .await
             .expect("an overwrite at the key limit");
         store
             .set_within(&ns, "k1", &[b'c'; 90], None, quota)
+            .await
             .expect("12 - 6 + 92 = 98 bytes");
-        assert_eq!(held(&ns), usage(3, 98));
+        assert_eq!(held(&ns).await, usage(3, 98));
         assert_eq!(
-            store.set_within(&ns, "k1", &[b'd'; 95], None, quota),
+            store.set_within(&ns, "k1", &[b'd'; 95], None, quota).await,
             Err(Error::QuotaExceeded {
                 limit: QuotaLimit::Bytes,
                 held: 98,
@@ -516,15 +766,16 @@ pub(crate) mod contract {
         assert_eq!(
             store
                 .set_within(&ns, "k1", &[b'd'; 95], None, quota)
+                .await
                 .map_err(|e| e.to_string()),
             Err("namespace holds 98 bytes, at most 100; the write adds 5".to_owned())
         );
-        assert_eq!(store.get(&ns, "k1"), Ok(Some(vec![b'c'; 90])));
-        assert_eq!(store.increment_within(&ns, "n", 5, quota), Ok(10));
-        assert_eq!(store.increment_within(&ns, "n", 90, quota), Ok(100));
-        assert_eq!(held(&ns), usage(3, 100), "exactly the quota");
+        assert_eq!(store.get(&ns, "k1").await, Ok(Some(vec![b'c'; 90])));
+        assert_eq!(store.increment_within(&ns, "n", 5, quota).await, Ok(10));
+        assert_eq!(store.increment_within(&ns, "n", 90, quota).await, Ok(100));
+        assert_eq!(held(&ns).await, usage(3, 100), "exactly the quota");
         assert!(matches!(
-            store.increment_within(&ns, "n", 900, quota),
+            store.increment_within(&ns, "n", 900, quota).await,
             Err(Error::QuotaExceeded {
                 limit: QuotaLimit::Bytes,
                 held: 100,
@@ -532,7 +783,7 @@ pub(crate) mod contract {
                 max: 100
             })
         ));
-        assert_eq!(store.get(&ns, "n"), Ok(Some(b"100".to_vec())));
+        assert_eq!(store.get(&ns, "n").await, Ok(Some(b"100".to_vec())));
 
         // A shrinking overwrite passes over a quota lowered below what is held, and frees.
         let lowered = Quota {
@@ -541,102 +792,133 @@ pub(crate) mod contract {
         };
         store
             .set_within(&ns, "k1", b"e", None, lowered)
+            .await
             .expect("shrinks");
-        assert_eq!(held(&ns), usage(3, 3 + 4 + 4));
-        assert_eq!(store.increment_within(&ns, "n", -100, lowered), Ok(0));
-        assert_eq!(held(&ns), usage(3, 3 + 2 + 4));
+        assert_eq!(held(&ns).await, usage(3, 3 + 4 + 4));
+        assert_eq!(store.increment_within(&ns, "n", -100, lowered).await, Ok(0));
+        assert_eq!(held(&ns).await, usage(3, 3 + 2 + 4));
 
         // Deleting frees.
-        assert_eq!(store.delete(&ns, "k2"), Ok(true));
-        assert_eq!(held(&ns), usage(2, 5));
+        assert_eq!(store.delete(&ns, "k2").await, Ok(true));
+        assert_eq!(held(&ns).await, usage(2, 5));
         store
             .set_within(&ns, "k3", b"z", Some(Duration::from_secs(1)), quota)
+            .await
             .expect("room for a key");
         assert_eq!(
-            store.set_within(&ns, "k4", b"", None, quota),
+            store.set_within(&ns, "k4", b"", None, quota).await,
             refused_keys(3)
         );
 
         // Expiry frees at once, purged or not, and the purge does not free it again.
         now.fetch_add(999, Ordering::SeqCst);
-        assert_eq!(held(&ns), usage(3, 5 + 3));
+        assert_eq!(held(&ns).await, usage(3, 5 + 3));
         now.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(held(&ns), usage(2, 5), "k3 expired");
+        assert_eq!(held(&ns).await, usage(2, 5), "k3 expired");
         store
             .set_within(&ns, "k4", b"", None, quota)
+            .await
             .expect("k3 no longer counts");
         assert_eq!(
-            store.set_within(&ns, "k5", b"", None, quota),
+            store.set_within(&ns, "k5", b"", None, quota).await,
             refused_keys(3)
         );
         store.purge_expired().expect("purge");
-        assert_eq!(held(&ns), usage(3, 7));
+        assert_eq!(held(&ns).await, usage(3, 7));
         assert_eq!(
-            store.set_within(&ns, "k3", b"", None, quota),
+            store.set_within(&ns, "k3", b"", None, quota).await,
             refused_keys(3)
         );
         let ttl = Some(Duration::from_secs(5));
-        store.set_within(&ns, "k4", b"", ttl, quota).expect("a TTL");
+        store
+            .set_within(&ns, "k4", b"", ttl, quota)
+            .await
+            .expect("a TTL");
         now.fetch_add(5_000, Ordering::SeqCst);
         store
             .set_within(&ns, "k4", b"back", None, quota)
+            .await
             .expect("an expired key written again");
-        assert_eq!(held(&ns), usage(3, 5 + 6));
+        assert_eq!(held(&ns).await, usage(3, 5 + 6));
         now.fetch_add(5_000, Ordering::SeqCst);
-        assert_eq!(held(&ns), usage(3, 11), "k4's old expiry is gone with it");
+        assert_eq!(
+            held(&ns).await,
+            usage(3, 11),
+            "k4's old expiry is gone with it"
+        );
         store
             .set_within(&ns, "k5", b"", Some(Duration::ZERO), quota)
+            .await
             .expect("expired at once: counts nothing");
-        assert_eq!(held(&ns), usage(3, 11));
+        assert_eq!(held(&ns).await, usage(3, 11));
 
         // Writes without a quota (the host's) are counted too.
-        store.set(&ns, "host", b"h", None).expect("no quota");
-        assert_eq!(held(&ns), usage(4, 16));
+        store.set(&ns, "host", b"h", None).await.expect("no quota");
+        assert_eq!(held(&ns).await, usage(4, 16));
         for key in ["k1", "n", "k4", "host"] {
-            assert_eq!(store.delete(&ns, key), Ok(true), "{key}");
+            assert_eq!(store.delete(&ns, key).await, Ok(true), "{key}");
         }
-        assert_eq!(held(&ns), KvUsage::default());
+        assert_eq!(held(&ns).await, KvUsage::default());
         store.flush().expect("flush");
     }
 
     /// Writers racing for the last keys and bytes of one namespace: exactly the quota's worth
     /// succeed, and the store then holds exactly that.
-    pub fn concurrent_quota(store: &dyn KvStore) {
-        const THREADS: usize = 8;
+    /// Run on a multi-threaded runtime: writers race on one namespace from several tasks.
+    pub async fn concurrent_quota(store: Arc<dyn KvStore>) {
+        const WRITERS: usize = 8;
         const EACH: usize = 20;
-        let race = |ns: &Namespace, quota: Quota, value: &[u8]| -> Vec<Result<()>> {
-            let barrier = std::sync::Barrier::new(THREADS);
-            std::thread::scope(|scope| {
-                let threads: Vec<_> = (0..THREADS)
-                    .map(|t| {
-                        let barrier = &barrier;
-                        scope.spawn(move || {
-                            barrier.wait();
-                            (0..EACH)
-                                .map(|i| {
-                                    let key = format!("t{t}k{i:02}");
-                                    // Half the writers count visits, half set values.
-                                    if t % 2 == 0 && value.len() == 1 {
-                                        store.increment_within(ns, &key, 1, quota).map(|_| ())
-                                    } else {
-                                        store.set_within(ns, &key, value, None, quota)
-                                    }
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                threads
-                    .into_iter()
-                    .flat_map(|t| t.join().expect("writer"))
-                    .collect()
-            })
+        let race = |ns: &Namespace, quota: Quota, value: &[u8]| {
+            let mut writers = tokio::task::JoinSet::new();
+            let start = Arc::new(tokio::sync::Barrier::new(WRITERS));
+            for t in 0..WRITERS {
+                let (store, ns, value, start) = (
+                    Arc::clone(&store),
+                    ns.clone(),
+                    value.to_vec(),
+                    Arc::clone(&start),
+                );
+                writers.spawn(async move {
+                    start.wait().await;
+                    let mut results = Vec::new();
+                    for i in 0..EACH {
+                        let key = format!("t{t}k{i:02}");
+                        // Half the writers count visits, half set values.
+                        results.push(if t % 2 == 0 && value.len() == 1 {
+                            store
+                                .increment_within(&ns, &key, 1, quota)
+                                .await
+                                .map(|_| ())
+                        } else {
+                            store.set_within(&ns, &key, &value, None, quota).await
+                        });
+                    }
+                    results
+                });
+            }
+            async move {
+                let mut all: Vec<Result<()>> = Vec::new();
+                while let Some(done) = writers.join_next().await {
+                    all.extend(done.expect("writer"));
+                }
+                all
+            }
         };
-        let stored = |ns: &Namespace| {
-            (0..THREADS)
-                .flat_map(|t| (0..EACH).map(move |i| format!("t{t}k{i:02}")))
-                .filter(|key| store.get(ns, key).expect("get").is_some())
-                .count()
+        let stored = async |ns: &Namespace| {
+            let mut count = 0;
+            for t in 0..WRITERS {
+                for i in 0..EACH {
+                    if store
+                        .get(ns, &format!("t{t}k{i:02}"))
+                        .await
+                        .expect("get")
+                        .is_some()
+                    {
+                        count += 1;
+                    }
+                }
+            }
+            count
         };
 
         let keys = Namespace::new("tenant-race", "keys");
@@ -644,7 +926,7 @@ pub(crate) mod contract {
             max_keys: 50,
             max_bytes: u64::MAX,
         };
-        let results = race(&keys, quota, b"1");
+        let results = race(&keys, quota, b"1").await;
         let ok = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(ok, 50, "exactly the key quota's worth succeed");
         for refused in results.iter().filter_map(|r| r.as_ref().err()) {
@@ -661,8 +943,8 @@ pub(crate) mod contract {
                 "{refused:?}"
             );
         }
-        assert_eq!(stored(&keys), 50);
-        assert_eq!(store.usage(&keys).expect("usage").keys, 50);
+        assert_eq!(stored(&keys).await, 50);
+        assert_eq!(store.usage(&keys).await.expect("usage").keys, 50);
 
         // Every entry holds a 5-byte key and a 15-byte value: 20 bytes.
         let bytes = Namespace::new("tenant-race", "bytes");
@@ -670,15 +952,15 @@ pub(crate) mod contract {
             max_keys: u64::MAX,
             max_bytes: 30 * 20,
         };
-        let results = race(&bytes, quota, &[b'v'; 15]);
+        let results = race(&bytes, quota, &[b'v'; 15]).await;
         assert_eq!(
             results.iter().filter(|r| r.is_ok()).count(),
             30,
             "exactly the byte quota's worth succeed"
         );
-        assert_eq!(stored(&bytes), 30);
+        assert_eq!(stored(&bytes).await, 30);
         assert_eq!(
-            store.usage(&bytes),
+            store.usage(&bytes).await,
             Ok(KvUsage {
                 keys: 30,
                 bytes: 600
@@ -705,17 +987,17 @@ pub(crate) mod contract {
             Some(Ok(())),
             "nothing pending: ready at once"
         );
-        store.set(&ns, "a", b"1", None).expect("set");
-        assert_eq!(store.increment(&ns, "n", 3), Ok(3));
+        store.set(&ns, "a", b"1", None).await.expect("set");
+        assert_eq!(store.increment(&ns, "n", 3).await, Ok(3));
         store.sync().await.expect("sync");
-        assert_eq!(store.get(&ns, "a"), Ok(Some(b"1".to_vec())));
+        assert_eq!(store.get(&ns, "a").await, Ok(Some(b"1".to_vec())));
         assert_eq!(
             ready_now(store.sync()),
             Some(Ok(())),
             "all durable: ready at once"
         );
         // Concurrent syncs all resolve.
-        store.set(&ns, "b", b"2", None).expect("set");
+        store.set(&ns, "b", b"2", None).await.expect("set");
         let (x, y) = tokio::join!(store.sync(), store.sync());
         assert_eq!((x, y), (Ok(()), Ok(())));
         store.flush().expect("flush");

@@ -44,8 +44,8 @@ use redb::{
 use super::overlay::{Batch, Overlay};
 use super::usage::{Stored, Usage};
 use super::{
-    Clock, Entry, Error, Fact, FactStore, KvStore, KvUsage, Namespace, Quota, Result, StorageStats,
-    SyncFuture, new_secret, system_clock,
+    Clock, Entry, Error, Fact, FactStore, InProcessKv, KvUsage, Namespace, Quota, Result,
+    StorageStats, SyncFuture, new_secret, system_clock,
 };
 
 /// Plugin kv: `tenant NUL plugin NUL key` → `expiry ‖ value`.
@@ -798,8 +798,8 @@ fn keep_longest(facts: &mut HashMap<[u8; 16], Fact>, fact: Fact) {
     }
 }
 
-impl KvStore for RedbKv {
-    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
+impl InProcessKv for RedbKv {
+    fn get_now(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
         let shared = &self.shared;
         let now = (shared.clock)();
         let key = ns.storage_key(key);
@@ -810,7 +810,7 @@ impl KvStore for RedbKv {
         Ok(entry.filter(|e| e.is_live(now)).map(|e| e.value))
     }
 
-    fn set_within(
+    fn set_within_now(
         &self,
         ns: &Namespace,
         key: &str,
@@ -834,7 +834,7 @@ impl KvStore for RedbKv {
         })
     }
 
-    fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
+    fn delete_now(&self, ns: &Namespace, key: &str) -> Result<bool> {
         let shared = &self.shared;
         shared.writable()?;
         let now = (shared.clock)();
@@ -854,7 +854,13 @@ impl KvStore for RedbKv {
         })
     }
 
-    fn increment_within(&self, ns: &Namespace, key: &str, delta: i64, quota: Quota) -> Result<i64> {
+    fn increment_within_now(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        delta: i64,
+        quota: Quota,
+    ) -> Result<i64> {
         let shared = &self.shared;
         shared.writable()?;
         let now = (shared.clock)();
@@ -872,7 +878,39 @@ impl KvStore for RedbKv {
         })
     }
 
-    fn usage(&self, ns: &Namespace) -> Result<KvUsage> {
+    fn compare_and_swap_now(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&[u8], Option<Duration>)>,
+    ) -> Result<bool> {
+        let shared = &self.shared;
+        shared.writable()?;
+        let now = (shared.clock)();
+        shared.overlay.update(ns.storage_key(key), |key, pending| {
+            let current = match pending {
+                Some(pending) => pending.clone(),
+                None => shared.read(key)?,
+            };
+            let old = current.as_ref().map(Stored::of);
+            let live = current.as_ref().filter(|e| e.is_live(now));
+            if live.map(|e| e.value.as_slice()) != expected {
+                return Ok((false, None));
+            }
+            let entry = new.map(|(value, ttl)| Entry::new(value, ttl, now));
+            shared.usage.replace(
+                key,
+                old,
+                entry.as_ref().map(Stored::of),
+                now,
+                Quota::UNLIMITED,
+            )?;
+            Ok((true, Some(entry)))
+        })
+    }
+
+    fn usage_now(&self, ns: &Namespace) -> Result<KvUsage> {
         let shared = &self.shared;
         Ok(shared.usage.held(&ns.storage_prefix(), (shared.clock)()))
     }

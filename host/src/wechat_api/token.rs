@@ -3,6 +3,7 @@
 //! dropped on rejection only if it is still the token that was rejected.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -58,6 +59,12 @@ impl CachedToken {
     }
 }
 
+/// How long the fetch lock is held at most: a host that dies holding it delays the others by
+/// this much, no more.
+const FETCH_LOCK_TTL: Duration = Duration::from_secs(15);
+/// How often a caller waiting for another host's fetch looks for its token.
+const FETCH_LOCK_POLL: Duration = Duration::from_millis(100);
+
 /// The token of one account (appid) of one tenant.
 #[derive(Debug)]
 pub struct TokenSlot {
@@ -65,6 +72,21 @@ pub struct TokenSlot {
     kv: Arc<dyn KvStore>,
     namespace: Namespace,
     key: String,
+    lock_key: String,
+}
+
+/// The token in storage, with the bytes it was read as (what compare-and-delete compares).
+struct Stored {
+    token: CachedToken,
+    bytes: Vec<u8>,
+}
+
+/// Who holds the fetch lock.
+enum Lock {
+    /// This caller, under this owner value.
+    Held(Vec<u8>),
+    /// Nobody: the store cannot be reached, so this host fetches on its own.
+    Unavailable,
 }
 
 impl TokenSlot {
@@ -76,11 +98,14 @@ impl TokenSlot {
             kv,
             namespace: Namespace::host(tenant),
             key: format!("access_token/{appid}"),
+            lock_key: format!("access_token_lock/{appid}"),
         }
     }
 
-    /// A fresh token: the cached one, the stored one, or one from `fetch` (called by one
-    /// caller at a time; the others wait and then use its result).
+    /// A fresh token: the cached one, the stored one, or one from `fetch`. Callers of this
+    /// host wait for each other; hosts sharing the store take a lock in it first and look for a
+    /// stored token again once they hold it, so one fetch serves every host (each fetch of the
+    /// classic token invalidates the one before it).
     pub async fn get<F, Fut, E>(&self, now: impl Fn() -> i64, fetch: F) -> Result<Arc<str>, E>
     where
         F: FnOnce() -> Fut,
@@ -90,28 +115,58 @@ impl TokenSlot {
         if let Some(token) = current.as_ref().filter(|t| t.fresh(now())) {
             return Ok(Arc::clone(&token.token));
         }
-        if let Some(stored) = self.load().filter(|t| t.fresh(now())) {
-            let token = Arc::clone(&stored.token);
-            *current = Some(stored);
-            return Ok(token);
+        if let Some(stored) = self.load_fresh(&now).await {
+            return Ok(Self::keep(&mut current, stored));
         }
-        let fetched = fetch().await?;
-        self.store(&fetched, now());
-        let token = Arc::clone(&fetched.token);
-        *current = Some(fetched);
-        Ok(token)
+        let lock = loop {
+            match self.try_lock().await {
+                Some(lock) => break lock,
+                None => {
+                    // Another host is fetching: its token is stored when it has it, or its
+                    // lock expires.
+                    tokio::time::sleep(FETCH_LOCK_POLL).await;
+                    if let Some(stored) = self.load_fresh(&now).await {
+                        return Ok(Self::keep(&mut current, stored));
+                    }
+                }
+            }
+        };
+        let fetched = match self.load_fresh(&now).await {
+            Some(stored) => Ok(stored),
+            None => fetch().await,
+        };
+        if let Ok(token) = &fetched {
+            self.store(token, now()).await;
+        }
+        self.unlock(lock).await;
+        Ok(Self::keep(&mut current, fetched?))
     }
 
-    /// Forgets `rejected` if it is still the current token (a token another caller already
-    /// replaced is left alone, so one rejection causes at most one refresh).
+    fn keep(current: &mut Option<CachedToken>, token: CachedToken) -> Arc<str> {
+        let shared = Arc::clone(&token.token);
+        *current = Some(token);
+        shared
+    }
+
+    /// Forgets `rejected` if it is still the current token (a token another caller, or
+    /// another host, already replaced is left alone, so one rejection causes at most one
+    /// refresh).
     pub async fn invalidate(&self, rejected: &str) {
         let mut current = self.current.lock().await;
         if current.as_ref().is_some_and(|t| &*t.token == rejected) {
             *current = None;
         }
-        if self.load().is_some_and(|t| &*t.token == rejected)
-            && let Err(e) = self.kv.delete(&self.namespace, &self.key)
-        {
+        let Some(stored) = self.load().await else {
+            return;
+        };
+        if &*stored.token.token != rejected {
+            return;
+        }
+        let dropped = self
+            .kv
+            .compare_and_swap(&self.namespace, &self.key, Some(&stored.bytes), None)
+            .await;
+        if let Err(e) = dropped {
             tracing::warn!(
                 tenant = self.namespace.tenant(),
                 "cannot drop the stored access token: {e}"
@@ -119,9 +174,60 @@ impl TokenSlot {
         }
     }
 
-    fn load(&self) -> Option<CachedToken> {
-        match self.kv.get(&self.namespace, &self.key) {
-            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice(&b).ok()),
+    /// Takes the fetch lock: `None` while another host holds it.
+    async fn try_lock(&self) -> Option<Lock> {
+        let owner = format!("{:032x}", rand::random::<u128>()).into_bytes();
+        let taken = self
+            .kv
+            .compare_and_swap(
+                &self.namespace,
+                &self.lock_key,
+                None,
+                Some((&owner, Some(FETCH_LOCK_TTL))),
+            )
+            .await;
+        match taken {
+            Ok(true) => Some(Lock::Held(owner)),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(
+                    tenant = self.namespace.tenant(),
+                    "cannot take the access-token lock ({e}); fetching without it, which may \
+                     invalidate the token of another host sharing the store"
+                );
+                Some(Lock::Unavailable)
+            }
+        }
+    }
+
+    async fn unlock(&self, lock: Lock) {
+        let Lock::Held(owner) = lock else { return };
+        let released = self
+            .kv
+            .compare_and_swap(&self.namespace, &self.lock_key, Some(&owner), None)
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(
+                tenant = self.namespace.tenant(),
+                "cannot release the access-token lock ({e}); it expires in {} s",
+                FETCH_LOCK_TTL.as_secs()
+            );
+        }
+    }
+
+    async fn load_fresh(&self, now: &impl Fn() -> i64) -> Option<CachedToken> {
+        self.load()
+            .await
+            .map(|stored| stored.token)
+            .filter(|t| t.fresh(now()))
+    }
+
+    async fn load(&self) -> Option<Stored> {
+        match self.kv.get(&self.namespace, &self.key).await {
+            Ok(bytes) => bytes.and_then(|bytes| {
+                let token = serde_json::from_slice(&bytes).ok()?;
+                Some(Stored { token, bytes })
+            }),
             Err(e) => {
                 tracing::warn!(
                     tenant = self.namespace.tenant(),
@@ -132,16 +238,16 @@ impl TokenSlot {
         }
     }
 
-    fn store(&self, token: &CachedToken, now: i64) {
-        let ttl =
-            std::time::Duration::from_secs(u64::try_from(token.expires_at - now).unwrap_or(0));
-        let stored = serde_json::to_vec(token)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                self.kv
-                    .set(&self.namespace, &self.key, &bytes, Some(ttl))
-                    .map_err(|e| e.to_string())
-            });
+    async fn store(&self, token: &CachedToken, now: i64) {
+        let ttl = Duration::from_secs(u64::try_from(token.expires_at - now).unwrap_or(0));
+        let stored = match serde_json::to_vec(token) {
+            Ok(bytes) => self
+                .kv
+                .set(&self.namespace, &self.key, &bytes, Some(ttl))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         if let Err(e) = stored {
             tracing::warn!(
                 tenant = self.namespace.tenant(),
@@ -185,7 +291,7 @@ mod tests {
                     || 1000,
                     || async {
                         fetches.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                         Ok::<_, ()>(CachedToken::fetched("tok".into(), 7200, 1000))
                     },
                 )

@@ -32,11 +32,18 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn redb_store_meets_the_contract() {
+/// A fresh store in a directory of its own, which lives as long as the store.
+async fn fresh(clock: Clock) -> (RedbKv, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
+    (open(&dir.path().join("kv.redb"), clock), dir)
+}
+
+contract::kv_contract_tests!(fresh);
+
+#[tokio::test]
+async fn redb_store_purges() {
     let (clock, now) = contract::manual_clock();
-    contract::run(&open(&dir.path().join("kv.redb"), clock), &now);
+    contract::purges(&fresh(clock).await.0, &now).await;
 }
 
 #[test]
@@ -47,24 +54,12 @@ fn redb_facts_meet_the_contract() {
     contract::facts(&store, &store, &now);
 }
 
-#[tokio::test]
-async fn redb_sync_meets_the_contract() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redb_quotas_hold_under_concurrent_writers_over_committed_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    contract::sync(&open(&dir.path().join("kv.redb"), system_clock())).await;
-}
-
-#[test]
-fn redb_quotas_meet_the_contract() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (clock, now) = contract::manual_clock();
-    contract::quotas(&open(&dir.path().join("kv.redb"), clock), &now);
-}
-
-#[test]
-fn redb_quotas_hold_under_concurrent_writers() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("kv.redb"), system_clock());
-    contract::concurrent_quota(&store);
+    let store = Arc::new(open(&dir.path().join("kv.redb"), system_clock()));
+    contract::concurrent_quota(Arc::clone(&store) as Arc<dyn super::super::KvStore>).await;
+    let store = &*store;
     // Again over committed entries: each writer reads what it replaces from the database.
     let ns = Namespace::new("tenant-race", "keys");
     let quota = Quota {
@@ -77,8 +72,8 @@ fn redb_quotas_hold_under_concurrent_writers() {
             let ns = &ns;
             scope.spawn(move || {
                 for i in 0..20 {
-                    let _ = store.set_within(ns, &format!("new{t}-{i}"), b"", None, quota);
-                    let _ = store.delete(ns, &format!("t{t}k{i:02}"));
+                    let _ = store.set_within_now(ns, &format!("new{t}-{i}"), b"", None, quota);
+                    let _ = store.delete_now(ns, &format!("t{t}k{i:02}"));
                     if i % 5 == 0 {
                         store.flush().expect("flush");
                     }
@@ -86,13 +81,13 @@ fn redb_quotas_hold_under_concurrent_writers() {
             });
         }
     });
-    let usage = store.usage(&ns).expect("usage");
+    let usage = store.usage_now(&ns).expect("usage");
     let counted = {
         let mut n = 0;
         for t in 0..8 {
             for i in 0..20 {
                 for key in [format!("t{t}k{i:02}"), format!("new{t}-{i}")] {
-                    n += u64::from(store.get(&ns, &key).expect("get").is_some());
+                    n += u64::from(store.get_now(&ns, &key).expect("get").is_some());
                 }
             }
         }
@@ -118,31 +113,37 @@ fn quota_accounting_survives_reopening() {
     let before = {
         let store = open(&path, Arc::clone(&clock));
         store
-            .set_within(&a, "kept", b"12345", None, quota)
+            .set_within_now(&a, "kept", b"12345", None, quota)
             .expect("set");
         store
-            .set_within(&a, "long", b"x", ttl(10), quota)
+            .set_within_now(&a, "long", b"x", ttl(10), quota)
             .expect("set");
-        assert_eq!(store.increment_within(&a, "n", 42, quota), Ok(42));
+        assert_eq!(store.increment_within_now(&a, "n", 42, quota), Ok(42));
         store.flush().expect("flush");
         assert_eq!(
-            store.delete(&a, "kept"),
+            store.delete_now(&a, "kept"),
             Ok(true),
             "committed, then deleted"
         );
         store
-            .set_within(&a, "short", b"yy", ttl(1), quota)
+            .set_within_now(&a, "short", b"yy", ttl(1), quota)
             .expect("set");
         store
-            .set_within(&b, "other", b"z", None, quota)
+            .set_within_now(&b, "other", b"z", None, quota)
             .expect("set");
         store
-            .set(&Namespace::host("t"), "token", b"secret", ttl(1))
+            .set_within_now(
+                &Namespace::host("t"),
+                "token",
+                b"secret",
+                ttl(1),
+                Quota::UNLIMITED,
+            )
             .expect("set");
         // Pending when the store closes: the close commits it.
-        assert_eq!(store.increment_within(&a, "n", 58, quota), Ok(100));
+        assert_eq!(store.increment_within_now(&a, "n", 58, quota), Ok(100));
         assert_eq!(
-            store.set_within(&a, "fourth", b"", None, quota),
+            store.set_within_now(&a, "fourth", b"", None, quota),
             Err(Error::QuotaExceeded {
                 limit: QuotaLimit::Keys,
                 held: 3,
@@ -150,7 +151,7 @@ fn quota_accounting_survives_reopening() {
                 max: 3
             })
         );
-        (store.usage(&a), store.usage(&b))
+        (store.usage_now(&a), store.usage_now(&b))
     };
     assert_eq!(
         before,
@@ -164,12 +165,12 @@ fn quota_accounting_survives_reopening() {
     );
     let store = open(&path, Arc::clone(&clock));
     assert_eq!(
-        (store.usage(&a), store.usage(&b)),
+        (store.usage_now(&a), store.usage_now(&b)),
         before,
         "counted again at open"
     );
     assert_eq!(
-        store.set_within(&a, "fourth", b"", None, quota),
+        store.set_within_now(&a, "fourth", b"", None, quota),
         Err(Error::QuotaExceeded {
             limit: QuotaLimit::Keys,
             held: 3,
@@ -182,27 +183,30 @@ fn quota_accounting_survives_reopening() {
     now.fetch_add(1_000, Ordering::SeqCst);
     let store = open(&path, Arc::clone(&clock));
     assert_eq!(
-        store.usage(&a),
+        store.usage_now(&a),
         Ok(KvUsage {
             keys: 2,
             bytes: 5 + 4
         })
     );
-    assert_eq!(store.usage(&Namespace::host("t")), Ok(KvUsage::default()));
+    assert_eq!(
+        store.usage_now(&Namespace::host("t")),
+        Ok(KvUsage::default())
+    );
     store
-        .set_within(&a, "fourth", b"", None, quota)
+        .set_within_now(&a, "fourth", b"", None, quota)
         .expect("room");
     // `long` expires while the store is open: it was filed by its expiry at open.
     now.fetch_add(9_000, Ordering::SeqCst);
     assert_eq!(
-        store.usage(&a),
+        store.usage_now(&a),
         Ok(KvUsage {
             keys: 2,
             bytes: 4 + 6
         })
     );
     store
-        .set_within(&a, "fifth", b"", None, quota)
+        .set_within_now(&a, "fifth", b"", None, quota)
         .expect("room");
 }
 
@@ -212,10 +216,14 @@ fn data_and_facts_survive_reopening() {
     let path = dir.path().join("nested/kv.redb");
     let secret = {
         let store = RedbKv::open(&path).expect("open");
-        store.set(&ns(), "k", b"kept", None).expect("set");
-        store.set(&ns(), "gone", b"x", None).expect("set");
+        store
+            .set_within_now(&ns(), "k", b"kept", None, Quota::UNLIMITED)
+            .expect("set");
+        store
+            .set_within_now(&ns(), "gone", b"x", None, Quota::UNLIMITED)
+            .expect("set");
         store.flush().expect("flush");
-        assert_eq!(store.delete(&ns(), "gone"), Ok(true));
+        assert_eq!(store.delete_now(&ns(), "gone"), Ok(true));
         store
             .put(&[contract::fact(1, 2, i64::MAX)])
             .expect("put fact");
@@ -224,9 +232,9 @@ fn data_and_facts_survive_reopening() {
         store.secret().expect("secret")
     };
     let store = RedbKv::open(&path).expect("reopen");
-    assert_eq!(store.get(&ns(), "k"), Ok(Some(b"kept".to_vec())));
+    assert_eq!(store.get_now(&ns(), "k"), Ok(Some(b"kept".to_vec())));
     assert_eq!(
-        store.get(&ns(), "gone"),
+        store.get_now(&ns(), "gone"),
         Ok(None),
         "the deletion was committed"
     );
@@ -249,7 +257,9 @@ fn sigkill_child(path: &Path) {
     let mut out = std::io::stdout();
     runtime.block_on(async {
         for n in 1u8.. {
-            let visits = store.increment(&ns(), "visits", 1).expect("increment");
+            let visits = store
+                .increment_within_now(&ns(), "visits", 1, Quota::UNLIMITED)
+                .expect("increment");
             store
                 .put(&[contract::fact(n, n, i64::MAX)])
                 .expect("put fact");
@@ -313,7 +323,7 @@ fn acknowledged_writes_survive_sigkill() {
     let store = RedbKv::open(&path).expect("reopen after the kill");
     let visits: i64 = String::from_utf8(
         store
-            .get(&ns(), "visits")
+            .get_now(&ns(), "visits")
             .expect("get")
             .expect("the counter is there"),
     )
@@ -343,7 +353,9 @@ fn concurrent_syncs_share_one_commit() {
             let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
             let handle = runtime.handle().clone();
             std::thread::spawn(move || {
-                store.set(&ns(), &format!("k{i}"), b"v", None).expect("set");
+                store
+                    .set_within_now(&ns(), &format!("k{i}"), b"v", None, Quota::UNLIMITED)
+                    .expect("set");
                 // Every write is in before anyone syncs: one commit covers them all.
                 barrier.wait();
                 handle.block_on(store.sync())
@@ -371,7 +383,13 @@ fn writers_that_sync_in_a_loop_group_their_commits() {
             std::thread::spawn(move || {
                 for round in 0..ROUNDS {
                     store
-                        .set(&ns(), &format!("k{i}"), round.to_string().as_bytes(), None)
+                        .set_within_now(
+                            &ns(),
+                            &format!("k{i}"),
+                            round.to_string().as_bytes(),
+                            None,
+                            Quota::UNLIMITED,
+                        )
                         .expect("set");
                     store.flush().expect("flush");
                 }
@@ -405,7 +423,9 @@ fn increments_stay_atomic_while_commits_run() {
                 std::thread::spawn(move || {
                     let mut last = 0;
                     for i in 0..EACH {
-                        let value = store.increment(&ns(), "n", 1).expect("increment");
+                        let value = store
+                            .increment_within_now(&ns(), "n", 1, Quota::UNLIMITED)
+                            .expect("increment");
                         assert!(value > last, "a thread's increments only go up");
                         last = value;
                         // Commits (of the others' increments too) run between increments.
@@ -419,38 +439,52 @@ fn increments_stay_atomic_while_commits_run() {
         for thread in threads {
             thread.join().expect("incrementer");
         }
-        assert_eq!(store.get(&ns(), "n"), Ok(Some(total.clone())));
+        assert_eq!(store.get_now(&ns(), "n"), Ok(Some(total.clone())));
         assert!(store.stats().commits > 1, "commits ran meanwhile");
     }
     let store = open(&path, system_clock());
-    assert_eq!(store.get(&ns(), "n"), Ok(Some(total)));
+    assert_eq!(store.get_now(&ns(), "n"), Ok(Some(total)));
 }
 
 #[test]
 fn reads_see_writes_before_and_after_their_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir.path().join("kv.redb"), system_clock());
-    store.set(&ns(), "k", b"1", None).expect("set");
-    assert_eq!(store.get(&ns(), "k"), Ok(Some(b"1".to_vec())), "pending");
+    store
+        .set_within_now(&ns(), "k", b"1", None, Quota::UNLIMITED)
+        .expect("set");
+    assert_eq!(
+        store.get_now(&ns(), "k"),
+        Ok(Some(b"1".to_vec())),
+        "pending"
+    );
     assert_eq!(store.stats().pending, 1);
     store.flush().expect("flush");
     assert_eq!(store.stats().pending, 0);
-    assert_eq!(store.get(&ns(), "k"), Ok(Some(b"1".to_vec())), "committed");
-    assert_eq!(store.delete(&ns(), "k"), Ok(true), "a committed key");
-    assert_eq!(store.get(&ns(), "k"), Ok(None), "deleted, pending");
-    assert_eq!(store.delete(&ns(), "k"), Ok(false), "a pending deletion");
     assert_eq!(
-        store.increment(&ns(), "k", 2),
+        store.get_now(&ns(), "k"),
+        Ok(Some(b"1".to_vec())),
+        "committed"
+    );
+    assert_eq!(store.delete_now(&ns(), "k"), Ok(true), "a committed key");
+    assert_eq!(store.get_now(&ns(), "k"), Ok(None), "deleted, pending");
+    assert_eq!(
+        store.delete_now(&ns(), "k"),
+        Ok(false),
+        "a pending deletion"
+    );
+    assert_eq!(
+        store.increment_within_now(&ns(), "k", 2, Quota::UNLIMITED),
         Ok(2),
         "over a pending deletion"
     );
     store.flush().expect("flush");
     assert_eq!(
-        store.increment(&ns(), "k", 2),
+        store.increment_within_now(&ns(), "k", 2, Quota::UNLIMITED),
         Ok(4),
         "over a committed value"
     );
-    assert_eq!(store.delete(&ns(), "never"), Ok(false));
+    assert_eq!(store.delete_now(&ns(), "never"), Ok(false));
     assert_eq!(store.stats().pending, 1, "deleting nothing writes nothing");
 }
 
@@ -467,14 +501,16 @@ fn readers_never_see_a_value_older_than_the_overlay_had() {
         let (store, done) = (&store, &done);
         let keys = ["a", "b", "c", "d"];
         for key in keys {
-            store.set(&ns(), key, b"0", None).expect("set");
+            store
+                .set_within_now(&ns(), key, b"0", None, Quota::UNLIMITED)
+                .expect("set");
         }
         for reader in 0..2 {
             scope.spawn(move || {
                 let mut last = [0u64; 4];
                 while !done.load(Ordering::SeqCst) {
                     for (i, key) in keys.iter().enumerate() {
-                        let value = store.get(&ns(), key).expect("get");
+                        let value = store.get_now(&ns(), key).expect("get");
                         let value: u64 = std::str::from_utf8(
                             &value.unwrap_or_else(|| panic!("reader {reader}: {key} went missing")),
                         )
@@ -494,7 +530,7 @@ fn readers_never_see_a_value_older_than_the_overlay_had() {
         for n in 1..=WRITES {
             for key in keys {
                 store
-                    .set(&ns(), key, n.to_string().as_bytes(), None)
+                    .set_within_now(&ns(), key, n.to_string().as_bytes(), None, Quota::UNLIMITED)
                     .expect("set");
             }
             store.flush().expect("flush");
@@ -513,7 +549,9 @@ fn writes_nobody_syncs_are_committed_within_the_period() {
         Duration::from_millis(20),
     )
     .expect("open");
-    store.set(&ns(), "late", b"reply", None).expect("set");
+    store
+        .set_within_now(&ns(), "late", b"reply", None, Quota::UNLIMITED)
+        .expect("set");
     eventually("the periodic commit took the write", || {
         let stats = store.stats();
         stats.commits == 1 && stats.pending == 0
@@ -526,26 +564,36 @@ fn expired_entries_go_through_the_index() {
     let (clock, now) = contract::manual_clock();
     let store = open(&dir.path().join("kv.redb"), clock);
     let ttl = |s| Some(Duration::from_secs(s));
-    store.set(&ns(), "a", b"x", ttl(1)).expect("set");
-    store.set(&ns(), "b", b"x", ttl(1)).expect("set");
+    store
+        .set_within_now(&ns(), "a", b"x", ttl(1), Quota::UNLIMITED)
+        .expect("set");
+    store
+        .set_within_now(&ns(), "b", b"x", ttl(1), Quota::UNLIMITED)
+        .expect("set");
     store.flush().expect("flush");
     // Moved later, and made permanent: their old index entries must not purge them.
-    store.set(&ns(), "a", b"y", ttl(100)).expect("set");
-    store.set(&ns(), "b", b"y", None).expect("set");
-    store.set(&ns(), "c", b"x", ttl(1)).expect("set");
+    store
+        .set_within_now(&ns(), "a", b"y", ttl(100), Quota::UNLIMITED)
+        .expect("set");
+    store
+        .set_within_now(&ns(), "b", b"y", None, Quota::UNLIMITED)
+        .expect("set");
+    store
+        .set_within_now(&ns(), "c", b"x", ttl(1), Quota::UNLIMITED)
+        .expect("set");
     store.flush().expect("flush");
     now.fetch_add(1_000, Ordering::SeqCst);
     assert_eq!(store.purge_expired(), Ok(1), "only c");
-    assert_eq!(store.get(&ns(), "a"), Ok(Some(b"y".to_vec())));
-    assert_eq!(store.get(&ns(), "b"), Ok(Some(b"y".to_vec())));
+    assert_eq!(store.get_now(&ns(), "a"), Ok(Some(b"y".to_vec())));
+    assert_eq!(store.get_now(&ns(), "b"), Ok(Some(b"y".to_vec())));
     now.fetch_add(100_000, Ordering::SeqCst);
     assert_eq!(store.purge_expired(), Ok(1), "then a");
-    assert_eq!(store.get(&ns(), "b"), Ok(Some(b"y".to_vec())));
+    assert_eq!(store.get_now(&ns(), "b"), Ok(Some(b"y".to_vec())));
     // Many at once: more than one purge transaction.
     let many = PURGE_CHUNK * 2 + 10;
     for i in 0..many {
         store
-            .set(&ns(), &format!("m{i}"), b"x", ttl(1))
+            .set_within_now(&ns(), &format!("m{i}"), b"x", ttl(1), Quota::UNLIMITED)
             .expect("set");
     }
     store
@@ -557,7 +605,7 @@ fn expired_entries_go_through_the_index() {
         .expect("put facts");
     now.fetch_add(1_000, Ordering::SeqCst);
     assert_eq!(store.purge_expired(), Ok(many + 256));
-    assert_eq!(store.get(&ns(), "b"), Ok(Some(b"y".to_vec())));
+    assert_eq!(store.get_now(&ns(), "b"), Ok(Some(b"y".to_vec())));
 }
 
 #[test]
@@ -582,10 +630,10 @@ fn a_database_from_before_the_expiry_index_gets_one() {
         txn.commit().expect("commit");
     }
     let store = open(&path, clock);
-    assert_eq!(store.get(&ns(), "expiring"), Ok(Some(b"x".to_vec())));
+    assert_eq!(store.get_now(&ns(), "expiring"), Ok(Some(b"x".to_vec())));
     now.fetch_add(1_000, Ordering::SeqCst);
     assert_eq!(store.purge_expired(), Ok(1));
-    assert_eq!(store.get(&ns(), "kept"), Ok(Some(b"y".to_vec())));
+    assert_eq!(store.get_now(&ns(), "kept"), Ok(Some(b"y".to_vec())));
 }
 
 /// What the faulty backend is told to do, and what it saw.
@@ -694,7 +742,9 @@ async fn a_failed_commit_is_reported_and_its_batch_kept_until_one_succeeds() {
     let faults = Arc::new(Faults::default());
     {
         let store = faulty(&path, &faults, NEVER);
-        store.set(&ns(), "before", b"1", None).expect("set");
+        store
+            .set_within_now(&ns(), "before", b"1", None, Quota::UNLIMITED)
+            .expect("set");
         store.sync().await.expect("a healthy commit");
         assert!(
             faults.syncs.load(Ordering::SeqCst) > 0,
@@ -702,8 +752,13 @@ async fn a_failed_commit_is_reported_and_its_batch_kept_until_one_succeeds() {
         );
 
         faults.fail_sync.store(true, Ordering::SeqCst);
-        store.set(&ns(), "kept", b"2", None).expect("set");
-        assert_eq!(store.increment(&ns(), "n", 5), Ok(5));
+        store
+            .set_within_now(&ns(), "kept", b"2", None, Quota::UNLIMITED)
+            .expect("set");
+        assert_eq!(
+            store.increment_within_now(&ns(), "n", 5, Quota::UNLIMITED),
+            Ok(5)
+        );
         let (a, b) = tokio::join!(store.sync(), store.sync());
         for result in [a, b] {
             match result {
@@ -714,11 +769,11 @@ async fn a_failed_commit_is_reported_and_its_batch_kept_until_one_succeeds() {
             }
         }
         assert!(matches!(
-            store.set(&ns(), "refused", b"3", None),
+            store.set_within_now(&ns(), "refused", b"3", None, Quota::UNLIMITED),
             Err(Error::Backend(_))
         ));
         assert!(matches!(
-            store.increment(&ns(), "n", 1),
+            store.increment_within_now(&ns(), "n", 1, Quota::UNLIMITED),
             Err(Error::Backend(_))
         ));
         assert!(matches!(
@@ -730,7 +785,7 @@ async fn a_failed_commit_is_reported_and_its_batch_kept_until_one_succeeds() {
         assert!(stats.refused_writes >= 3, "{stats:?}");
         assert!(stats.failing.is_some());
         assert_eq!(
-            store.get(&ns(), "kept"),
+            store.get_now(&ns(), "kept"),
             Ok(Some(b"2".to_vec())),
             "the kept batch is still read"
         );
@@ -739,22 +794,24 @@ async fn a_failed_commit_is_reported_and_its_batch_kept_until_one_succeeds() {
         // The disk comes back: the committer retries on its own and writes are accepted.
         faults.fail_sync.store(false, Ordering::SeqCst);
         eventually("writes are accepted again", || {
-            store.set(&ns(), "after", b"4", None).is_ok()
+            store
+                .set_within_now(&ns(), "after", b"4", None, Quota::UNLIMITED)
+                .is_ok()
         });
         store.sync().await.expect("a commit after recovery");
         assert_eq!(store.stats().failing, None);
-        assert_eq!(store.get(&ns(), "kept"), Ok(Some(b"2".to_vec())));
+        assert_eq!(store.get_now(&ns(), "kept"), Ok(Some(b"2".to_vec())));
     }
     let store = RedbKv::open(&path).expect("reopen");
-    assert_eq!(store.get(&ns(), "before"), Ok(Some(b"1".to_vec())));
+    assert_eq!(store.get_now(&ns(), "before"), Ok(Some(b"1".to_vec())));
     assert_eq!(
-        store.get(&ns(), "kept"),
+        store.get_now(&ns(), "kept"),
         Ok(Some(b"2".to_vec())),
         "the batch of the failed commit was retried, not dropped"
     );
-    assert_eq!(store.get(&ns(), "n"), Ok(Some(b"5".to_vec())));
-    assert_eq!(store.get(&ns(), "refused"), Ok(None));
-    assert_eq!(store.get(&ns(), "after"), Ok(Some(b"4".to_vec())));
+    assert_eq!(store.get_now(&ns(), "n"), Ok(Some(b"5".to_vec())));
+    assert_eq!(store.get_now(&ns(), "refused"), Ok(None));
+    assert_eq!(store.get_now(&ns(), "after"), Ok(Some(b"4".to_vec())));
 }
 
 #[test]
@@ -763,7 +820,9 @@ fn a_failed_flush_is_an_error() {
     let faults = Arc::new(Faults::default());
     let store = faulty(&dir.path().join("kv.redb"), &faults, NEVER);
     faults.fail_sync.store(true, Ordering::SeqCst);
-    store.set(&ns(), "k", b"v", None).expect("set");
+    store
+        .set_within_now(&ns(), "k", b"v", None, Quota::UNLIMITED)
+        .expect("set");
     assert!(matches!(store.flush(), Err(Error::Backend(_))));
     faults.fail_sync.store(false, Ordering::SeqCst);
     // flush waits for the next attempt (at most RETRY_MIN after the failure) instead of
