@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Installs what building and testing wxhost needs, idempotently: the wasm32-wasip2 target for
-# plugins (RUSTUP_AUTO_INSTALL=0 means a toolchain file alone would not install it).
+# plugins (RUSTUP_AUTO_INSTALL=0 means a toolchain file alone would not install it), and
+# redis-server, which the tests of the Redis backend start on a loopback port of their own.
 set -euo pipefail
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "setup: adding the wasm32-wasip2 target" >&2
     rustup target add wasm32-wasip2
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "setup: installing redis-server" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
 fi

@@ -11,6 +11,7 @@
 mod memory;
 mod overlay;
 mod redb_store;
+mod redis_store;
 mod usage;
 
 use std::future::Future;
@@ -20,6 +21,36 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use memory::MemoryKv;
 pub use redb_store::RedbKv;
+#[cfg(test)]
+pub(crate) use redis_store::test_store;
+pub use redis_store::{RedisKv, RedisSettings, RedisStats};
+
+/// Which store holds plugin kv and the host's shared keys, for `/healthz`.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded database (one host).
+    Embedded,
+    /// A Redis server shared by several hosts.
+    Redis(RedisKv),
+}
+
+impl Backend {
+    /// `embedded` or `redis`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Redis(_) => "redis",
+        }
+    }
+
+    /// Whether the store answers now (the embedded one always does).
+    pub async fn reachable(&self) -> Result<()> {
+        match self {
+            Backend::Embedded => Ok(()),
+            Backend::Redis(redis) => redis.ping().await,
+        }
+    }
+}
 
 /// Whose data a key belongs to: one plugin within one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -332,4 +332,62 @@ mod tests {
         assert_eq!(first.get(clock, fetch("c")).await.as_deref(), Ok("c"));
         assert!(!format!("{:?}", kv).contains("secret"));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hosts_sharing_a_redis_store_fetch_once_and_drop_only_the_rejected_token() {
+        let server = wxhost_test_redis::RedisServer::start();
+        let hosts: Vec<Arc<TokenSlot>> = (0..3)
+            .map(|_| {
+                let kv: Arc<dyn KvStore> = Arc::new(crate::storage::test_store(
+                    &server.url(),
+                    "wx:",
+                    crate::storage::system_clock(),
+                ));
+                Arc::new(slot(&kv))
+            })
+            .collect();
+        let fetches = Arc::new(AtomicU32::new(0));
+        let mut tasks = Vec::new();
+        for n in 0..30 {
+            let (slot, fetches) = (Arc::clone(&hosts[n % 3]), Arc::clone(&fetches));
+            tasks.push(tokio::spawn(async move {
+                slot.get(
+                    || 1000,
+                    || async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Ok::<_, ()>(CachedToken::fetched("shared".into(), 7200, 1000))
+                    },
+                )
+                .await
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.expect("joins").as_deref(), Ok("shared"));
+        }
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "one fetch for three hosts"
+        );
+
+        // Host 1 replaces the rejected token; host 2, rejected with the old one later, leaves
+        // the new one alone.
+        let never = || async { Err::<CachedToken, ()>(()) };
+        let renew = || async { Ok::<_, ()>(CachedToken::fetched("renewed".into(), 7200, 1000)) };
+        hosts[1].invalidate("shared").await;
+        assert_eq!(hosts[1].get(|| 1000, renew).await.as_deref(), Ok("renewed"));
+        hosts[2].invalidate("shared").await;
+        let fresh_host = slot(
+            &(Arc::new(crate::storage::test_store(
+                &server.url(),
+                "wx:",
+                crate::storage::system_clock(),
+            )) as Arc<dyn KvStore>),
+        );
+        assert_eq!(
+            fresh_host.get(|| 1000, never).await.as_deref(),
+            Ok("renewed")
+        );
+    }
 }
