@@ -53,7 +53,124 @@ struct RawConfig {
     #[serde(default)]
     http: HttpConfig,
     #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
     tenants: Vec<RawTenant>,
+}
+
+/// `[storage]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default = "default_redis_prefix")]
+    prefix: String,
+    #[serde(default = "default_redis_connect_timeout")]
+    connect_timeout_ms: u64,
+    #[serde(default = "default_redis_command_timeout")]
+    command_timeout_ms: u64,
+}
+
+fn default_redis_prefix() -> String {
+    "wxhost:".into()
+}
+fn default_redis_connect_timeout() -> u64 {
+    1_000
+}
+fn default_redis_command_timeout() -> u64 {
+    250
+}
+
+/// Where plugin kv and the host's shared state live (`[storage]`; a change needs a restart).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum StorageConfig {
+    /// The embedded database in `data_dir` (the default): one host.
+    #[default]
+    Embedded,
+    /// A Redis server shared by several hosts.
+    Redis(RedisConfig),
+}
+
+/// `[storage] backend = "redis"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    /// `redis://…` (may be `env:NAME`: it may hold a password).
+    pub url: Secret,
+    /// Put before every key.
+    pub prefix: String,
+    /// Longest wait for a connection.
+    pub connect_timeout_ms: u64,
+    /// Longest wait for a command's answer.
+    pub command_timeout_ms: u64,
+}
+
+fn storage(
+    p: &mut Problems,
+    raw: RawStorage,
+    passive_budget_ms: u64,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> StorageConfig {
+    match raw.backend.as_deref() {
+        None | Some("embedded") => {
+            if raw.url.is_some() {
+                p.add("storage.url", "only the redis backend has a url");
+            }
+            StorageConfig::Embedded
+        }
+        Some("redis") => {
+            let url = match raw.url {
+                Some(url) => secret(p, "storage.url", url, env),
+                None => {
+                    p.add(
+                        "storage.url",
+                        "required with backend = \"redis\" (redis://host:port)",
+                    );
+                    None
+                }
+            };
+            if let Some(url) = &url
+                && let Err(e) = redis::Client::open(url.expose())
+            {
+                p.add("storage.url", format!("not a redis url: {e}"));
+            }
+            if raw.prefix.contains(['{', '}']) {
+                p.add(
+                    "storage.prefix",
+                    "may not contain braces (namespaces are hash tags)",
+                );
+            }
+            if !(10..=60_000).contains(&raw.connect_timeout_ms) {
+                p.add("storage.connect_timeout_ms", "must be 10..=60000");
+            }
+            if raw.command_timeout_ms < 1 || raw.command_timeout_ms >= passive_budget_ms {
+                p.add(
+                    "storage.command_timeout_ms",
+                    format!(
+                        "must be 1..{passive_budget_ms} (below passive_budget_ms, so a push is answered in time while redis is slow)"
+                    ),
+                );
+            }
+            match url {
+                Some(url) => StorageConfig::Redis(RedisConfig {
+                    url,
+                    prefix: raw.prefix,
+                    connect_timeout_ms: raw.connect_timeout_ms,
+                    command_timeout_ms: raw.command_timeout_ms,
+                }),
+                None => StorageConfig::Embedded,
+            }
+        }
+        Some(other) => {
+            p.add(
+                "storage.backend",
+                format!("{other:?} is not a backend: \"embedded\" or \"redis\""),
+            );
+            StorageConfig::Embedded
+        }
+    }
 }
 
 fn default_listen() -> String {
@@ -285,6 +402,8 @@ pub struct Config {
     pub runtime: RuntimeLimits,
     /// The HTTP listener's timers and connection cap (a change needs a restart).
     pub http: HttpConfig,
+    /// Where plugin kv and access tokens live (a change needs a restart).
+    pub storage: StorageConfig,
     /// The tenants, in file order.
     pub tenants: Vec<TenantConfig>,
 }
@@ -420,6 +539,7 @@ impl Config {
         let limits = raw.limits.apply(Limits::default());
         check_limits(&mut p, "limits", &limits, &raw.runtime);
         check_http(&mut p, &raw.http);
+        let storage = storage(&mut p, raw.storage, raw.passive_budget_ms, env);
 
         let mut ids = HashSet::new();
         let tenants = raw
@@ -465,6 +585,7 @@ impl Config {
             limits,
             runtime: raw.runtime,
             http: raw.http,
+            storage,
             tenants,
         })
     }
@@ -738,6 +859,56 @@ mod tests {
         Config::parse(text, Path::new("/srv/wxhost"), &|name| {
             (name == "DEMO_TOKEN").then(|| "fromenv".to_owned())
         })
+    }
+
+    #[test]
+    fn storage_is_embedded_by_default_and_redis_is_checked() {
+        let tenant =
+            "[[tenants]]\nid = \"demo\"\nappid = \"wx1\"\ntoken = \"tok\"\nmode = \"plain\"\n";
+        assert_eq!(
+            parse(tenant).expect("valid").storage,
+            StorageConfig::Embedded
+        );
+        let redis = parse(&format!(
+            "[storage]\nbackend = \"redis\"\nurl = \"env:DEMO_TOKEN\"\n{tenant}"
+        ));
+        let e = redis.expect_err("fromenv is no url");
+        assert!(
+            problems_by_key(&e)["storage.url"].contains("not a redis url"),
+            "{e}"
+        );
+        let config = parse(&format!(
+            "[storage]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/2\"\n{tenant}"
+        ))
+        .expect("valid");
+        let StorageConfig::Redis(redis) = config.storage else {
+            panic!("redis")
+        };
+        assert_eq!(
+            (
+                redis.prefix.as_str(),
+                redis.connect_timeout_ms,
+                redis.command_timeout_ms
+            ),
+            ("wxhost:", 1_000, 250)
+        );
+        let e = parse(&format!(
+            "passive_budget_ms = 200\n[storage]\nbackend = \"redis\"\nprefix = \"{{x}}\"\n\
+             command_timeout_ms = 200\n{tenant}"
+        ))
+        .expect_err("invalid");
+        let problems = problems_by_key(&e);
+        assert!(problems["storage.url"].contains("required"), "{e}");
+        assert!(problems["storage.prefix"].contains("braces"), "{e}");
+        assert!(
+            problems["storage.command_timeout_ms"].contains("below passive_budget_ms"),
+            "{e}"
+        );
+        let e = parse(&format!("[storage]\nbackend = \"etcd\"\n{tenant}")).expect_err("invalid");
+        assert!(
+            problems_by_key(&e)["storage.backend"].contains("not a backend"),
+            "{e}"
+        );
     }
 
     #[test]

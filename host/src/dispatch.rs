@@ -130,8 +130,10 @@ pub struct Dispatcher {
     pub metrics: Arc<Metrics>,
     /// Late reply delivery.
     pub late: Arc<dyn LateReplies>,
-    /// Plugin kv: a push that wrote it is answered once the writes are durable.
-    pub kv: Arc<dyn KvStore>,
+    /// The store of this host's dedup facts (and of plugin kv, when kv is embedded): a push
+    /// that wrote kv is answered once this store's sync has made its writes and its dedup fact
+    /// durable (a shared store has applied each write when it returns).
+    pub durable: Arc<dyn KvStore>,
     /// Time the chain has for a passive reply.
     pub passive_budget: Duration,
     /// Time a chain may go on for a late reply.
@@ -334,7 +336,7 @@ impl Dispatcher {
         let driver = Driver {
             tenant: Arc::clone(tenant),
             to_user: msg.from_user.clone(),
-            kv: Arc::clone(&self.kv),
+            durable: Arc::clone(&self.durable),
             late: Arc::clone(&self.late),
             metrics: Arc::clone(&self.metrics),
             passive_deadline: started + self.passive_budget,
@@ -396,7 +398,7 @@ fn decide(result: Option<ChainResult>, scope: &PushScope) -> Decided {
 struct Driver {
     tenant: Arc<Tenant>,
     to_user: String,
-    kv: Arc<dyn KvStore>,
+    durable: Arc<dyn KvStore>,
     late: Arc<dyn LateReplies>,
     metrics: Arc<Metrics>,
     passive_deadline: Instant,
@@ -463,7 +465,7 @@ impl Driver {
             }
             // What the chain wrote so far is durable before its answer leaves (writes after
             // it, by a chain still running, are made durable by the store's own commits).
-            let sync = self.kv.sync();
+            let sync = self.durable.sync();
             let deadline = passive_deadline.max(tokio::time::Instant::now() + SYNC_GRACE);
             match tokio::time::timeout_at(deadline, sync).await {
                 Ok(Ok(())) => {}

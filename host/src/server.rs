@@ -11,12 +11,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, StorageConfig};
 use crate::dedup::{MemoryDedup, MemorySignatureLog, WindowFloor};
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, router};
 use crate::plugin::{Registry, Runtime};
-use crate::storage::{FactStore, KvStore, RedbKv, StorageStats};
+use crate::storage::{Backend, FactStore, KvStore, RedbKv, RedisKv, RedisSettings, StorageStats};
 use crate::telemetry::{Metrics, StorageReport};
 use crate::tenant::{Services, Tenants, TenantsHandle};
 use crate::wechat_api::{ApiClient, ApiLateReplies};
@@ -35,8 +35,11 @@ pub struct App {
     pub config: Config,
     /// The HTTP state.
     pub state: AppState,
-    /// Plugin kv storage.
+    /// Plugin kv and the host's shared keys (access tokens): the embedded store or Redis.
     pub kv: Arc<dyn KvStore>,
+    /// The embedded store, which also keeps this host's dedup facts (the same as `kv` unless
+    /// kv is on Redis).
+    pub embedded: Arc<dyn KvStore>,
     /// What tenants are built on (kept for config reloads).
     pub services: Services,
     /// The plugins folder.
@@ -55,8 +58,29 @@ impl App {
         let store = Arc::new(
             RedbKv::open(&config.data_dir.join("kv.redb")).context("opening plugin storage")?,
         );
-        let kv: Arc<dyn KvStore> = Arc::clone(&store) as Arc<dyn KvStore>;
+        let embedded: Arc<dyn KvStore> = Arc::clone(&store) as Arc<dyn KvStore>;
         let facts: Arc<dyn FactStore> = store;
+        let (kv, backend) = match &config.storage {
+            StorageConfig::Embedded => (Arc::clone(&embedded), Backend::Embedded),
+            StorageConfig::Redis(redis) => {
+                let redis = RedisKv::connect(&RedisSettings {
+                    url: redis.url.expose().to_owned(),
+                    prefix: redis.prefix.clone(),
+                    connect_timeout: Duration::from_millis(redis.connect_timeout_ms),
+                    command_timeout: Duration::from_millis(redis.command_timeout_ms),
+                })
+                .context("setting up the redis store")?;
+                if let Err(e) = redis.ping().await {
+                    tracing::warn!(
+                        "redis does not answer yet ({e}); kv calls fail until it does, pushes are still answered"
+                    );
+                }
+                (
+                    Arc::new(redis.clone()) as Arc<dyn KvStore>,
+                    Backend::Redis(redis),
+                )
+            }
+        };
         let ttl = Duration::from_secs(config.dedup_ttl_secs);
         let dedup =
             MemoryDedup::persistent(ttl, Arc::clone(&facts)).context("loading dedup facts")?;
@@ -99,7 +123,7 @@ impl App {
             signatures: Arc::new(signatures),
             floor: Arc::new(floor),
             metrics: Arc::clone(&metrics),
-            kv: Arc::clone(&kv),
+            durable: Arc::clone(&embedded),
             late: Arc::new(ApiLateReplies {
                 metrics: Arc::clone(&metrics),
             }),
@@ -112,8 +136,10 @@ impl App {
             state: AppState {
                 dispatcher,
                 metrics,
+                storage: backend,
             },
             kv,
+            embedded,
             services,
             registry,
             tenants,
@@ -194,7 +220,7 @@ pub async fn run(
         stop.clone(),
     ));
     background.spawn(watch_storage(
-        Arc::clone(&app.kv),
+        Arc::clone(&app.embedded),
         Arc::clone(&app.state.metrics),
         stop.clone(),
     ));
@@ -225,8 +251,8 @@ pub async fn run(
     stop.cancel();
     background.close();
     background.wait().await;
-    let kv = Arc::clone(&app.kv);
-    let flushed = tokio::task::spawn_blocking(move || kv.flush())
+    let embedded = Arc::clone(&app.embedded);
+    let flushed = tokio::task::spawn_blocking(move || embedded.flush())
         .await
         .context("flushing plugin storage")?;
     flushed.context("flushing plugin storage: the last writes are not durable")?;

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::dispatch::{Dispatcher, PushError, Refusal};
+use crate::storage::Backend;
 use crate::telemetry::Metrics;
 
 /// The largest push body accepted (WeChat's pushes are a few kilobytes).
@@ -27,13 +28,15 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// The metrics, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Where kv lives, for `/healthz`.
+    pub storage: Backend,
 }
 
 /// The server's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/wx/{tenant}", get(verify).post(push))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -137,6 +140,26 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: 200 while the host serves, with the storage backend and whether it answers
+/// (`degraded` while a shared store does not: pushes are still answered, kv calls fail).
+async fn healthz(State(state): State<AppState>) -> Response {
+    let backend = state.storage.name();
+    let body = match state.storage.reachable().await {
+        Ok(()) => serde_json::json!({"status": "ok", "storage": backend, "reachable": true}),
+        Err(e) => serde_json::json!({
+            "status": "degraded",
+            "storage": backend,
+            "reachable": false,
+            "error": e.to_string(),
+        }),
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
     )
         .into_response()
 }

@@ -94,7 +94,10 @@ async fn bad_input_gets_a_4xx_with_its_reason() {
         .send()
         .await
         .expect("healthz");
-    assert_eq!(response.text().await.expect("body"), "ok");
+    assert_eq!(
+        response.text().await.expect("body"),
+        r#"{"reachable":true,"status":"ok","storage":"embedded"}"#
+    );
     let metrics = server.metrics().await;
     for line in [
         r#"wxhost_requests_total{tenant="unknown",outcome="unknown_tenant"} 1"#,

@@ -9,5 +9,6 @@ mod connections;
 mod dedup;
 mod exactly_once;
 mod http;
+mod nodes;
 mod reload;
 mod tenants;

@@ -1,0 +1,96 @@
+//! Several nodes behind a load balancer, on one real `redis-server`: plugin kv is shared, and
+//! when Redis goes away pushes are still answered within the passive budget, `/healthz` says
+//! so, and everything works again once Redis is back, without a restart.
+
+use std::time::{Duration, Instant};
+
+use wxhost::wechat::{Mode, Reply};
+use wxhost_test_redis::RedisServer;
+
+use crate::harness::{KEY_A, Server, account, text};
+
+/// A safe-mode tenant counting visits in kv, on the Redis at `url`.
+fn config(url: &str) -> String {
+    format!(
+        "passive_budget_ms = 1500\n[storage]\nbackend = \"redis\"\nurl = \"{url}\"\nprefix = \"e2e:\"\n\
+         command_timeout_ms = 200\nconnect_timeout_ms = 200\n\
+         [[tenants]]\nid = \"shop\"\nappid = \"wxshop\"\ntoken = \"tokenshop\"\nmode = \"safe\"\n\
+         encoding_aes_key = \"{KEY_A}\"\n[[tenants.plugins]]\nname = \"visit-counter\"\n"
+    )
+}
+
+fn shop() -> wxhost::wechat::Account {
+    account("wxshop", "tokenshop", Some(KEY_A), Mode::Safe)
+}
+
+async fn visit(node: &Server, msg_id: u64) -> Option<Reply> {
+    node.send("shop", &shop(), &text("o_user", "hello", msg_id))
+        .await
+        .map(|r| r.reply)
+}
+
+async fn health(node: &Server) -> serde_json::Value {
+    let body = node
+        .http
+        .get(node.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz")
+        .text()
+        .await
+        .expect("body");
+    serde_json::from_str(&body).expect("json")
+}
+
+#[tokio::test]
+async fn nodes_share_plugin_kv_and_ride_out_a_redis_outage() {
+    let mut redis = RedisServer::start();
+    let nodes = [
+        Server::start(&config(&redis.url())),
+        Server::start(&config(&redis.url())),
+    ];
+    // Alternate nodes, as a load balancer would: one count across both.
+    for n in 1..=6u64 {
+        let reply = visit(&nodes[(n % 2) as usize], 100 + n).await;
+        assert_eq!(reply, Some(Reply::text(format!("visit #{n}"))));
+    }
+    let healthy = health(&nodes[0]).await;
+    assert_eq!(
+        (healthy["status"].as_str(), healthy["storage"].as_str()),
+        (Some("ok"), Some("redis"))
+    );
+
+    redis.kill();
+    for (n, node) in nodes.iter().enumerate() {
+        let started = Instant::now();
+        let reply = visit(node, 200 + n as u64).await;
+        assert_eq!(
+            reply, None,
+            "the plugin's kv call fails: no reply, but an answer"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(1_500),
+            "answered after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(health(node).await["status"].as_str(), Some("degraded"));
+    }
+
+    // Redis is back (empty: it kept nothing): both nodes use it again by themselves.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut msg_id = 300;
+    loop {
+        msg_id += 1;
+        if visit(&nodes[0], msg_id).await == Some(Reply::text("visit #1")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 0 did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        visit(&nodes[1], msg_id + 1).await,
+        Some(Reply::text("visit #2"))
+    );
+    assert_eq!(health(&nodes[1]).await["status"].as_str(), Some("ok"));
+}
