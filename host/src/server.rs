@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -224,6 +225,13 @@ pub async fn run(
         Arc::clone(&app.state.metrics),
         stop.clone(),
     ));
+    if let Backend::Redis(redis) = &app.state.storage {
+        background.spawn(watch_redis(
+            redis.clone(),
+            Arc::clone(&app.state.metrics),
+            stop.clone(),
+        ));
+    }
     background.spawn(purge_dedup(Arc::clone(&app.state.dispatcher), stop.clone()));
     background.spawn(sample_call_slots(
         Arc::clone(&app.tenants),
@@ -373,6 +381,30 @@ async fn watch_config(
 /// Reports plugin storage to the metrics every second (commits, failures, writes pending) and
 /// drops expired entries every minute. Commits are the store's own: `RedbKv` makes writes
 /// durable when a push syncs and every second, and logs when it cannot.
+/// Reports the Redis store's counters to the metrics every second.
+async fn watch_redis(redis: RedisKv, metrics: Arc<Metrics>, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(STORAGE_REPORT);
+    let mut last = (0, 0, 0);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let stats = redis.redis_stats();
+        let now = (
+            stats.commands.load(Ordering::Relaxed),
+            stats.errors.load(Ordering::Relaxed),
+            stats.micros.load(Ordering::Relaxed),
+        );
+        metrics.redis(
+            now.0.saturating_sub(last.0),
+            now.1.saturating_sub(last.1),
+            now.2.saturating_sub(last.2) as f64 / 1e6,
+        );
+        last = now;
+    }
+}
+
 async fn watch_storage(kv: Arc<dyn KvStore>, metrics: Arc<Metrics>, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(STORAGE_REPORT);
     let mut last = StorageStats::default();

@@ -185,6 +185,9 @@ pub struct Metrics {
     storage_purged: Counter,
     storage_pending: Gauge,
     storage_failing: Gauge,
+    redis_commands: Counter,
+    redis_errors: Counter,
+    redis_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     call_slots: Family<TenantCalls, Gauge>,
     http: HttpMetrics,
 }
@@ -294,6 +297,24 @@ impl Default for Metrics {
             "Expired kv entries and facts forgotten",
             storage_purged.clone(),
         );
+        let redis_commands = Counter::default();
+        registry.register(
+            "wxhost_redis_commands",
+            "Commands sent to the shared Redis store (a script counts once)",
+            redis_commands.clone(),
+        );
+        let redis_errors = Counter::default();
+        registry.register(
+            "wxhost_redis_errors",
+            "Redis commands that failed or timed out",
+            redis_errors.clone(),
+        );
+        let redis_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "wxhost_redis_command_seconds",
+            "Time spent waiting for Redis answers (divide by wxhost_redis_commands_total for the mean)",
+            redis_seconds.clone(),
+        );
         let storage_pending = Gauge::default();
         registry.register(
             "wxhost_storage_pending_writes",
@@ -355,6 +376,9 @@ impl Default for Metrics {
             storage_purged,
             storage_pending,
             storage_failing,
+            redis_commands,
+            redis_errors,
+            redis_seconds,
             token_fetches,
             api_calls,
             http_requests,
@@ -673,6 +697,14 @@ impl Metrics {
         self.storage_pending
             .set(i64::try_from(report.pending).unwrap_or(i64::MAX));
         self.storage_failing.set(i64::from(report.failing));
+    }
+
+    /// Adds what the Redis store did since the last report: commands, failed ones, and the
+    /// time spent waiting for them.
+    pub fn redis(&self, commands: u64, errors: u64, seconds: f64) {
+        self.redis_commands.inc_by(commands);
+        self.redis_errors.inc_by(errors);
+        self.redis_seconds.inc_by(seconds);
     }
 
     /// Counts `n` plugin storage failures of `op` (`storage` counts commits and refused

@@ -31,8 +31,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::{
-    Clock, Error, KvFuture, KvStore, KvUsage, Namespace, Quota, QuotaLimit, Result, StorageStats,
-    SyncFuture, system_clock,
+    Clock, Error, KvFuture, KvStore, KvUsage, Namespace, Quota, QuotaLimit, Result, SyncFuture,
+    system_clock,
 };
 
 /// How much longer than its TTL Redis keeps an entry: room for the hosts' clocks to differ
@@ -563,10 +563,6 @@ impl KvStore for RedisKv {
     /// expired ones.
     fn purge_expired(&self) -> Result<usize> {
         Ok(0)
-    }
-
-    fn stats(&self) -> StorageStats {
-        StorageStats::default()
     }
 }
 

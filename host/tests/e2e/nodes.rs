@@ -93,4 +93,16 @@ async fn nodes_share_plugin_kv_and_ride_out_a_redis_outage() {
         Some(Reply::text("visit #2"))
     );
     assert_eq!(health(&nodes[1]).await["status"].as_str(), Some("ok"));
+
+    // The outage and the recovery are in the metrics (reported every second).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let metrics = nodes[0].metrics().await;
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(counter("wxhost_redis_errors_total ") >= 1);
+    assert!(counter("wxhost_redis_commands_total ") >= 5);
 }
