@@ -11,8 +11,8 @@ use super::{
     SyncFuture, new_secret, system_clock,
 };
 
-/// A [`KvStore`] and [`FactStore`] in mutex-protected maps. Data is lost on restart; every
-/// write is as durable as it will ever be when it returns, so [`KvStore::sync`] is ready at
+/// A [`KvStore`](super::KvStore) and [`FactStore`] in mutex-protected maps. Data is lost on restart; every
+/// write is as durable as it will ever be when it returns, so [`KvStore::sync`](super::KvStore::sync) is ready at
 /// once. Quotas are checked and counted (`storage::usage`) under the lock of the entries.
 pub struct MemoryKv {
     entries: Mutex<HashMap<Vec<u8>, Entry>>,

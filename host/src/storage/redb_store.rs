@@ -84,7 +84,7 @@ type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 /// Opens the database (again, after a failure).
 type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
 
-/// A [`KvStore`] and [`FactStore`] in a redb database file.
+/// A [`KvStore`](super::KvStore) and [`FactStore`] in a redb database file.
 pub struct RedbKv {
     shared: Arc<Shared>,
     committer: Option<JoinHandle<()>>,
