@@ -2,8 +2,9 @@
 # Load benchmark, in one run on this machine: a bare axum hello-world, the native pipeline
 # (verify, decrypt, parse, dedup, encode, encrypt with a native echo, no plugins), wxhost
 # with the echo plugin, each in plaintext and safe mode, and wxhost with visit-counter (a kv
-# write on every push, durable before the answer) in safe mode. The server is pinned to CPU 0 and the
-# load generator to CPU 1. The six runs repeat ROUNDS times, interleaved, because this
+# write on every push, durable before the answer) in safe mode, with kv embedded and with kv on a
+# redis-server (pinned with the load generator, no persistence). The server is pinned to CPU 0 and the
+# load generator to CPU 1. The seven runs repeat ROUNDS times, interleaved, because this
 # machine's speed drifts by ±20% within minutes: each run is compared with the hello-world run
 # of its own round, and the table gives the median over the rounds. Results: one JSON line per
 # run in target/bench/load.jsonl, and the tables on stdout.
@@ -53,6 +54,11 @@ mode = "safe"
 [[tenants.plugins]]
 name = "visit-counter"
 TOML
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cp "$work/wxhost.toml" "$work/wxhost-redis.toml"
+printf '[storage]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s"\n' "$redis_port" >> "$work/wxhost-redis.toml"
+taskset -c 1 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$work" > "$work/redis.out" 2>&1 &
 
 # start_server CMD... : runs it on CPU 0 and sets $addr from its "listening on" line.
 start_server() {
@@ -92,14 +98,17 @@ for round in $(seq 1 "$rounds"); do
 
     # A fresh server per mode, as for the native pipeline: the retry table of one run (every MsgId
     # is kept for dedup_ttl_secs) does not weigh on the next.
-    for run in plain safe kv; do
+    for run in plain safe kv redis; do
         rm -rf "$work/data"
-        RUST_LOG=warn start_server target/release/wxhost serve --config "$work/wxhost.toml" --listen 127.0.0.1:0
+        config="$work/wxhost.toml"
+        [ "$run" = redis ] && config="$work/wxhost-redis.toml"
+        RUST_LOG=warn start_server target/release/wxhost serve --config "$config" --listen 127.0.0.1:0
         sleep 1 # plugins load
         case $run in
             plain) load bench plain "wxhost + echo plugin, plaintext" ;;
             safe) load bench-safe safe "wxhost + echo plugin, safe mode" ;;
             kv) load bench-kv safe "wxhost + visit-counter (kv), safe" ;;
+            redis) load bench-kv safe "visit-counter, kv on Redis, safe" ;;
         esac
         stop_server
     done
