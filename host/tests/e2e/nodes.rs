@@ -1,7 +1,9 @@
 //! Several nodes behind a load balancer, on one real `redis-server`: plugin kv is shared, and
-//! when Redis goes away pushes are still answered within the passive budget, `/healthz` says
-//! so, and everything works again once Redis is back, without a restart.
+//! when Redis goes away (also under load) every push is still answered within the passive
+//! budget, `/healthz` says so, and everything works again once Redis is back, without a restart.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wxhost::wechat::{Mode, Reply};
@@ -105,4 +107,60 @@ async fn nodes_share_plugin_kv_and_ride_out_a_redis_outage() {
     };
     assert!(counter("wxhost_redis_errors_total ") >= 1);
     assert!(counter("wxhost_redis_commands_total ") >= 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopping_under_load_leaves_every_push_answered_within_the_budget() {
+    let mut redis = RedisServer::start();
+    let node = Arc::new(Server::start(&config(&redis.url())));
+    assert_eq!(visit(&node, 1).await, Some(Reply::text("visit #1")));
+    // Eight senders push as fast as they are answered; Redis dies under them and comes back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..8u64)
+        .map(|s| {
+            let (node, stop) = (Arc::clone(&node), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let (mut replies, mut empty, mut slowest) = (0u32, 0u32, Duration::ZERO);
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let started = Instant::now();
+                    // `send` panics unless the status is 200 and WeChat would accept the body.
+                    match visit(&node, 1_000_000 * (s + 1) + n).await {
+                        Some(_) => replies += 1,
+                        None => empty += 1,
+                    }
+                    slowest = slowest.max(started.elapsed());
+                }
+                (replies, empty, slowest)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut replies, mut empty) = (0, 0);
+    for sender in senders {
+        let (r, e, slowest) = sender.await.expect("a sender panicked: a push was refused");
+        replies += r;
+        empty += e;
+        assert!(
+            slowest < Duration::from_millis(1_500),
+            "a push took {slowest:?}"
+        );
+    }
+    assert!(
+        replies > 20 && empty > 20,
+        "{replies} replies, {empty} without"
+    );
+    // After the outage the counter restarts (Redis kept nothing) and counts again.
+    let after = visit(&node, 2).await;
+    assert!(
+        matches!(&after, Some(Reply::Text { content }) if content.starts_with("visit #")),
+        "{after:?}"
+    );
+    assert!(!node.logs().contains("panicked"), "{}", node.logs());
 }
