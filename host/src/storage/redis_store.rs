@@ -134,6 +134,23 @@ local function put(key, value, expiry, ttl_px)
   if expiry ~= '0' then redis.call('ZADD', index, expiry, key) else redis.call('ZREM', index, key) end
   redis.call('INCRBY', bytes_key, new_size - old)
 end
+-- The namespace's own keys live as long as its entries: gone with the last one, kept while one
+-- has no TTL, else until the last expiry (plus the grace), so an abandoned namespace leaves
+-- nothing behind.
+local function settle()
+  local held = redis.call('HLEN', sizes)
+  if held == 0 then
+    redis.call('DEL', sizes, index, bytes_key)
+  elseif redis.call('ZCARD', index) < held then
+    redis.call('PERSIST', sizes)
+    redis.call('PERSIST', index)
+    redis.call('PERSIST', bytes_key)
+  else
+    local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+    local keep = math.max(tonumber(last[2]) - now, 0) + tonumber(ARGV_GRACE)
+    for _, key in ipairs({sizes, index, bytes_key}) do redis.call('PEXPIRE', key, keep) end
+  end
+end
 local function live_value(key)
   if charged(key) < 0 then return false end
   return redis.call('HGET', entries .. key, 'v')
@@ -239,7 +256,14 @@ struct Scripts {
 fn scripts() -> &'static Scripts {
     static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
     SCRIPTS.get_or_init(|| {
-        let script = |body: &str| Script::new(&format!("{ACCOUNTING}{body}"));
+        // Each body runs as a function so that `settle` follows whichever way it returns.
+        let grace = EXPIRY_GRACE.as_millis();
+        let script = |body: &str| {
+            Script::new(&format!(
+                "local ARGV_GRACE = '{grace}'\n{ACCOUNTING}local function run()\n{body}\nend\n\
+                 local answer = run()\nsettle()\nreturn answer\n"
+            ))
+        };
         Scripts {
             set: script(SET),
             increment: script(INCREMENT),

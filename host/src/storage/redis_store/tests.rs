@@ -109,3 +109,32 @@ async fn a_stalled_server_fails_within_the_timeout() {
     assert!(started.elapsed() < Duration::from_millis(1_000));
     let _ = stall.await;
 }
+
+#[tokio::test]
+async fn a_namespace_keeps_no_keys_longer_than_its_entries() {
+    let server = RedisServer::start();
+    let store = store_on(&server, "gc:");
+    let ns = Namespace::new("t", "game");
+    let sizes = [store.base(&ns).as_slice(), b"s"].concat();
+    let ttl_of = async |key: &[u8]| -> i64 {
+        let mut connection = store.connection.clone();
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut connection)
+            .await
+            .expect("pttl")
+    };
+    store
+        .set(&ns, "short", b"x", Some(Duration::from_secs(1)))
+        .await
+        .expect("set");
+    let keep = ttl_of(&sizes).await;
+    let most = i64::try_from((Duration::from_secs(1) + EXPIRY_GRACE).as_millis()).expect("ms");
+    assert!(keep > 0 && keep <= most, "{keep}");
+    store.set(&ns, "forever", b"x", None).await.expect("set");
+    assert_eq!(ttl_of(&sizes).await, -1, "kept while an entry has no TTL");
+    assert_eq!(store.delete(&ns, "forever").await, Ok(true));
+    assert!(ttl_of(&sizes).await > 0, "expiring again");
+    assert_eq!(store.delete(&ns, "short").await, Ok(true));
+    assert_eq!(ttl_of(&sizes).await, -2, "gone with the last entry");
+}
