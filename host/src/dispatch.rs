@@ -180,7 +180,7 @@ impl Dispatcher {
         let query = CallbackQuery::parse(query)?;
         let now = unix_now();
         let inbound = tenant.account.open(&query, body, now)?;
-        let binding = self.admit(&tenant, &query, body, now)?;
+        let binding = self.admit(&tenant, &query, body, now).await?;
         // The push's span starts once its message is known, with every field but the plugin
         // set at once: each later `record` costs a formatting pass in the log layer.
         let span = tracing::info_span!(
@@ -198,7 +198,7 @@ impl Dispatcher {
     /// Binds an opened push's signed query to its body for as long as the window accepts it:
     /// the same query with another body is refused, as is a push stamped before the floor a
     /// widened window left.
-    fn admit(
+    async fn admit(
         &self,
         tenant: &Tenant,
         query: &CallbackQuery,
@@ -220,7 +220,7 @@ impl Dispatcher {
             query.nonce.as_deref().unwrap_or_default(),
             query.msg_signature.as_deref().unwrap_or_default(),
         );
-        match self.signatures.bind(&signed, body, window_left) {
+        match self.signatures.bind(&signed, body, window_left).await {
             Binding::Conflict => Err(PushError::SignatureReused),
             accepted => Ok(accepted),
         }

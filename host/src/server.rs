@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StorageConfig};
-use crate::dedup::{MemoryDedup, MemorySignatureLog, WindowFloor};
+use crate::dedup::{MemoryDedup, MemorySignatureLog, RedisSignatureLog, SignatureLog, WindowFloor};
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, router};
 use crate::plugin::{Registry, Runtime};
@@ -85,7 +85,7 @@ impl App {
         let ttl = Duration::from_secs(config.dedup_ttl_secs);
         let dedup =
             MemoryDedup::persistent(ttl, Arc::clone(&facts)).context("loading dedup facts")?;
-        let signatures = MemorySignatureLog::persistent(Arc::clone(&facts))
+        let local_signatures = MemorySignatureLog::persistent(Arc::clone(&facts))
             .context("loading signature bindings")?;
         let floor = WindowFloor::new(config.timestamp_skew_secs, ttl, Some(facts))
             .context("reading the replay floor")?;
@@ -101,6 +101,15 @@ impl App {
         let registry = Arc::new(Registry::new(runtime, config.plugins_dir.clone()));
         registry.scan().await;
         let metrics = Arc::new(Metrics::default());
+        // On Redis, signed queries are bound for every node, the node's own log the fallback.
+        let signatures: Arc<dyn SignatureLog> = match &backend {
+            Backend::Embedded => Arc::new(local_signatures),
+            Backend::Redis(redis) => Arc::new(RedisSignatureLog::new(
+                redis.clone(),
+                local_signatures,
+                Arc::clone(&metrics),
+            )),
+        };
         let services = Services {
             api: Arc::new(ApiClient::new(
                 Arc::clone(&kv),
@@ -121,7 +130,7 @@ impl App {
             tenants: Arc::clone(&tenants),
             registry: Arc::clone(&registry),
             dedup: Arc::new(dedup.count_evictions_in(&metrics)),
-            signatures: Arc::new(signatures),
+            signatures,
             floor: Arc::new(floor),
             metrics: Arc::clone(&metrics),
             durable: Arc::clone(&embedded),

@@ -188,6 +188,7 @@ pub struct Metrics {
     redis_commands: Counter,
     redis_errors: Counter,
     redis_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    redis_fallbacks: Counter,
     call_slots: Family<TenantCalls, Gauge>,
     http: HttpMetrics,
 }
@@ -315,6 +316,12 @@ impl Default for Metrics {
             "Time spent waiting for Redis answers (divide by wxhost_redis_commands_total for the mean)",
             redis_seconds.clone(),
         );
+        let redis_fallbacks = Counter::default();
+        registry.register(
+            "wxhost_redis_local_fallbacks",
+            "Signature bindings made on this node alone because Redis did not answer",
+            redis_fallbacks.clone(),
+        );
         let storage_pending = Gauge::default();
         registry.register(
             "wxhost_storage_pending_writes",
@@ -379,6 +386,7 @@ impl Default for Metrics {
             redis_commands,
             redis_errors,
             redis_seconds,
+            redis_fallbacks,
             token_fetches,
             api_calls,
             http_requests,
@@ -705,6 +713,11 @@ impl Metrics {
         self.redis_commands.inc_by(commands);
         self.redis_errors.inc_by(errors);
         self.redis_seconds.inc_by(seconds);
+    }
+
+    /// Counts a signature binding made on this node alone, Redis not answering.
+    pub fn redis_fallback(&self) {
+        self.redis_fallbacks.inc();
     }
 
     /// Counts `n` plugin storage failures of `op` (`storage` counts commits and refused

@@ -42,9 +42,11 @@
 //! `signatures` binds each accepted signed query to its body for the window ([`SignatureLog`]),
 //! so a captured query cannot carry another body.
 
+mod shared;
 mod signatures;
 
-pub use signatures::{Binding, MemorySignatureLog, SignatureLog};
+pub use shared::RedisSignatureLog;
+pub use signatures::{BindFuture, Binding, MemorySignatureLog, SignatureLog};
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};

@@ -5,7 +5,9 @@
 //! retry (dedup decides what it gets), the same query with another body is refused.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::hash::BuildHasherDefault;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -43,11 +45,14 @@ impl Binding {
     }
 }
 
+/// What [`SignatureLog::bind`] returns (boxed: a shared log waits on the network).
+pub type BindFuture<'a> = Pin<Box<dyn Future<Output = Binding> + Send + 'a>>;
+
 /// Accepted signed queries and the bodies they came with.
 pub trait SignatureLog: Send + Sync + std::fmt::Debug + 'static {
     /// Binds `query` (the tenant and the signed parameters) to `body` for `window_left`, or
     /// reports how it was bound before.
-    fn bind(&self, query: &str, body: &[u8], window_left: Duration) -> Binding;
+    fn bind<'a>(&'a self, query: &'a str, body: &'a [u8], window_left: Duration) -> BindFuture<'a>;
     /// Drops bindings past their windows; returns how many remain.
     fn purge(&self) -> usize;
 }
@@ -165,7 +170,26 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 }
 
 impl SignatureLog for MemorySignatureLog {
-    fn bind(&self, query: &str, body: &[u8], window_left: Duration) -> Binding {
+    fn bind<'a>(&'a self, query: &'a str, body: &'a [u8], window_left: Duration) -> BindFuture<'a> {
+        Box::pin(std::future::ready(self.bind_now(query, body, window_left)))
+    }
+
+    fn purge(&self) -> usize {
+        let now = self.time.now();
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut shard = lock(shard);
+                shard.expire(now, usize::MAX);
+                shard.bound.len()
+            })
+            .sum()
+    }
+}
+
+impl MemorySignatureLog {
+    /// [`SignatureLog::bind`], at once.
+    pub fn bind_now(&self, query: &str, body: &[u8], window_left: Duration) -> Binding {
         let query = tagged_hash(&self.hash_key, FACT_TAG, query.as_bytes());
         let body = tagged_hash(&self.hash_key, 0, body);
         let now = self.time.now();
@@ -210,18 +234,6 @@ impl SignatureLog for MemorySignatureLog {
         }
         Binding::New
     }
-
-    fn purge(&self) -> usize {
-        let now = self.time.now();
-        self.shards
-            .iter()
-            .map(|shard| {
-                let mut shard = lock(shard);
-                shard.expire(now, usize::MAX);
-                shard.bound.len()
-            })
-            .sum()
-    }
 }
 
 /// The behaviour every [`SignatureLog`] must have; `log()` makes a fresh, empty one.
@@ -231,39 +243,44 @@ pub(crate) mod contract {
 
     const WINDOW: Duration = Duration::from_secs(300);
 
-    pub(crate) fn a_query_is_bound_to_its_first_body(log: &dyn SignatureLog) {
+    pub(crate) async fn a_query_is_bound_to_its_first_body(log: &dyn SignatureLog) {
         assert_eq!(
-            log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW),
+            log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW).await,
             Binding::New
         );
         assert!(matches!(
-            log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW),
+            log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW).await,
             Binding::Same { age: Some(age) } if age < Duration::from_secs(1)
         ));
         assert_eq!(
-            log.bind("t\0sig\0ts\0nonce", b"<xml>b</xml>", WINDOW),
+            log.bind("t\0sig\0ts\0nonce", b"<xml>b</xml>", WINDOW).await,
             Binding::Conflict
         );
         assert!(
             matches!(
-                log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW),
+                log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW).await,
                 Binding::Same { .. }
             ),
             "a refused body does not replace the first"
         );
         assert_eq!(
-            log.bind("u\0sig\0ts\0nonce", b"<xml>b</xml>", WINDOW),
+            log.bind("u\0sig\0ts\0nonce", b"<xml>b</xml>", WINDOW).await,
             Binding::New
         );
     }
 
-    pub(crate) fn a_binding_ends_with_its_window(log: &dyn SignatureLog) {
-        let window = Duration::from_millis(20);
-        assert_eq!(log.bind("q", b"a", window), Binding::New);
-        assert_eq!(log.purge(), 1);
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(log.purge(), 0);
-        assert_eq!(log.bind("q", b"b", window), Binding::New);
+    pub(crate) async fn a_binding_ends_with_its_window(log: &dyn SignatureLog) {
+        let window = Duration::from_millis(50);
+        assert_eq!(log.bind("q", b"a", window).await, Binding::New);
+        assert_eq!(log.bind("q", b"b", window).await, Binding::Conflict);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(log.bind("q", b"b", window).await, Binding::New);
+        assert_eq!(
+            log.bind("r", b"a", Duration::ZERO).await,
+            Binding::New,
+            "no window"
+        );
+        assert_eq!(log.bind("r", b"b", Duration::ZERO).await, Binding::New);
     }
 }
 
@@ -288,28 +305,38 @@ mod tests {
         assert!(!Binding::New.is_replay(ttl));
     }
 
-    #[test]
-    fn memory_log_keeps_the_contract() {
-        contract::a_query_is_bound_to_its_first_body(&MemorySignatureLog::new());
-        contract::a_binding_ends_with_its_window(&MemorySignatureLog::new());
+    #[tokio::test]
+    async fn memory_log_keeps_the_contract() {
+        contract::a_query_is_bound_to_its_first_body(&MemorySignatureLog::new()).await;
+        contract::a_binding_ends_with_its_window(&MemorySignatureLog::new()).await;
     }
 
     #[test]
-    fn persistent_log_keeps_the_contract_and_survives_a_restart() {
+    fn purging_drops_what_left_its_window() {
+        let log = MemorySignatureLog::new();
+        let window = Duration::from_millis(20);
+        assert_eq!(log.bind_now("q", b"a", window), Binding::New);
+        assert_eq!(log.purge(), 1);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(log.purge(), 0);
+    }
+
+    #[tokio::test]
+    async fn persistent_log_keeps_the_contract_and_survives_a_restart() {
         let facts: Arc<dyn FactStore> = Arc::new(MemoryKv::default());
         let log = MemorySignatureLog::persistent(Arc::new(MemoryKv::default())).expect("log");
-        contract::a_binding_ends_with_its_window(&log);
+        contract::a_binding_ends_with_its_window(&log).await;
         let log = MemorySignatureLog::persistent(Arc::clone(&facts)).expect("log");
-        contract::a_query_is_bound_to_its_first_body(&log);
+        contract::a_query_is_bound_to_its_first_body(&log).await;
         drop(log);
         let restarted = MemorySignatureLog::persistent(facts).expect("log");
         let window = Duration::from_secs(300);
         assert_eq!(
-            restarted.bind("t\0sig\0ts\0nonce", b"<xml>b</xml>", window),
+            restarted.bind_now("t\0sig\0ts\0nonce", b"<xml>b</xml>", window),
             Binding::Conflict
         );
         assert_eq!(
-            restarted.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", window),
+            restarted.bind_now("t\0sig\0ts\0nonce", b"<xml>a</xml>", window),
             Binding::Same { age: None },
             "a binding from before the restart has no age"
         );

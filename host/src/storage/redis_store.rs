@@ -382,6 +382,22 @@ impl RedisKv {
             .await
     }
 
+    /// `prefix ‖ parts…`: a key of the host's own beside the kv namespaces.
+    pub fn key(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut key = self.prefix.to_vec();
+        for part in parts {
+            key.extend_from_slice(part);
+        }
+        key
+    }
+
+    /// Sends `command` within the timeout, counted in [`RedisKv::redis_stats`].
+    pub async fn query<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T> {
+        let mut connection = self.connection.clone();
+        self.timed(async move { command.query_async::<T>(&mut connection).await })
+            .await
+    }
+
     /// `P kv:{tenant NUL plugin}:` — the start of every key of `ns`.
     fn base(&self, ns: &Namespace) -> Vec<u8> {
         let mut base = self.prefix.to_vec();

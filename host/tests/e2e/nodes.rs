@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use wxhost::wechat::{Mode, Reply};
 use wxhost_test_redis::RedisServer;
 
-use crate::harness::{KEY_A, Server, account, text};
+use crate::harness::{KEY_A, Server, account, push, text};
 
 /// The passive budget of [`config`].
 const PASSIVE_BUDGET: Duration = Duration::from_millis(1_500);
@@ -167,4 +167,30 @@ async fn redis_stopping_under_load_leaves_every_push_answered_within_the_budget(
         "{after:?}"
     );
     assert!(!node.logs().contains("panicked"), "{}", node.logs());
+}
+
+#[tokio::test]
+async fn a_query_captured_on_one_node_carries_no_other_body_to_another() {
+    let redis = RedisServer::start();
+    let config = format!(
+        "[storage]\nbackend = \"redis\"\nurl = \"{}\"\n[[tenants]]\nid = \"plain\"\n\
+         appid = \"wxplain\"\ntoken = \"tokenplain\"\nmode = \"plain\"\n\
+         [[tenants.plugins]]\nname = \"echo\"\n",
+        redis.url()
+    );
+    let nodes = [Server::start(&config), Server::start(&config)];
+    let plain = account("wxplain", "tokenplain", None, Mode::Plain);
+    let (query, body) = push(&plain, &text("o_user", "mine", 9701));
+    assert_eq!(nodes[0].post("plain", &query, body.clone()).await.0, 200);
+    let (_, forged) = push(&plain, &text("o_victim", "not mine", 9702));
+    let (status, reason) = nodes[1].post("plain", &query, forged).await;
+    assert_eq!(
+        (status, reason.trim()),
+        (401, "signature already used with another body")
+    );
+    assert_eq!(
+        nodes[1].post("plain", &query, body).await.0,
+        200,
+        "its own body is a retry on any node"
+    );
 }
