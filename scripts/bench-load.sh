@@ -3,8 +3,9 @@
 # (verify, decrypt, parse, dedup, encode, encrypt with a native echo, no plugins), wxhost
 # with the echo plugin, each in plaintext and safe mode, and wxhost with visit-counter (a kv
 # write on every push, durable before the answer) in safe mode, with kv embedded and with kv on a
-# redis-server (pinned with the load generator, no persistence). The server is pinned to CPU 0 and the
-# load generator to CPU 1. The seven runs repeat ROUNDS times, interleaved, because this
+# redis-server (pinned with the load generator, no persistence), and safe echo with its
+# signature bindings on that Redis. The server is pinned to CPU 0 and the
+# load generator to CPU 1. The eight runs repeat ROUNDS times, interleaved, because this
 # machine's speed drifts by ±20% within minutes: each run is compared with the hello-world run
 # of its own round, and the table gives the median over the rounds. Results: one JSON line per
 # run in target/bench/load.jsonl, and the tables on stdout.
@@ -98,10 +99,10 @@ for round in $(seq 1 "$rounds"); do
 
     # A fresh server per mode, as for the native pipeline: the retry table of one run (every MsgId
     # is kept for dedup_ttl_secs) does not weigh on the next.
-    for run in plain safe kv redis; do
+    for run in plain safe kv redis redis-echo; do
         rm -rf "$work/data"
         config="$work/wxhost.toml"
-        [ "$run" = redis ] && config="$work/wxhost-redis.toml"
+        case $run in redis*) config="$work/wxhost-redis.toml" ;; esac
         RUST_LOG=warn start_server target/release/wxhost serve --config "$config" --listen 127.0.0.1:0
         sleep 1 # plugins load
         case $run in
@@ -109,6 +110,7 @@ for round in $(seq 1 "$rounds"); do
             safe) load bench-safe safe "wxhost + echo plugin, safe mode" ;;
             kv) load bench-kv safe "wxhost + visit-counter (kv), safe" ;;
             redis) load bench-kv safe "visit-counter, kv on Redis, safe" ;;
+            redis-echo) load bench-safe safe "echo, bindings on Redis, safe" ;;
         esac
         stop_server
     done
