@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing wxhost needs, idempotently: the wasm32-wasip2 target for
-# plugins (RUSTUP_AUTO_INSTALL=0 means a toolchain file alone would not install it), and
-# redis-server, which the tests of the Redis backend start on a loopback port of their own.
+# plugins (RUSTUP_AUTO_INSTALL=0 means a toolchain file alone would not install it), and with
+# --tests also redis-server, which the tests of the Redis backend start on a loopback port of
+# their own (the quick start's server needs no Redis).
+#   scripts/setup.sh [--tests]
 set -euo pipefail
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
@@ -9,7 +11,7 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
+if [ "${1:-}" = --tests ] && ! command -v redis-server >/dev/null 2>&1; then
     echo "setup: installing redis-server" >&2
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
