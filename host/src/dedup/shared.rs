@@ -10,11 +10,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::millis;
 use super::signatures::{BindFuture, Binding, MemorySignatureLog, SignatureLog};
+use crate::clock::unix_now_ms;
 use crate::storage::RedisKv;
 use crate::telemetry::Metrics;
 
@@ -34,12 +36,6 @@ fn digest(data: &[u8]) -> [u8; 16] {
     let mut out = [0; 16];
     out.copy_from_slice(&full[..16]);
     out
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl RedisSignatureLog {
@@ -63,10 +59,10 @@ impl RedisSignatureLog {
             .redis
             .key(&[b"sig:", hex::encode(digest(query.as_bytes())).as_bytes()]);
         let body = digest(body);
-        let now = now_ms();
+        let now = unix_now_ms();
         let mut value = body.to_vec();
         value.extend_from_slice(&now.to_be_bytes());
-        let window_ms = u64::try_from(window_left.as_millis()).unwrap_or(u64::MAX);
+        let window_ms = millis(window_left);
         let mut command = redis::cmd("SET");
         command
             .arg(key)
@@ -195,7 +191,7 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             // The restarted server is empty: the first bind after it answers is new there.
-            let fresh = format!("r{}", now_ms());
+            let fresh = format!("r{}", unix_now_ms());
             if log.bind(&fresh, b"a", window).await == Binding::New
                 && log.bind(&fresh, b"b", window).await == Binding::Conflict
                 && !log.degraded.load(Ordering::Relaxed)

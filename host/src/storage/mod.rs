@@ -17,7 +17,7 @@ mod usage;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use memory::MemoryKv;
 pub use redb_store::RedbKv;
@@ -188,11 +188,7 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The wall clock.
 pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    })
+    Arc::new(crate::clock::unix_now_ms)
 }
 
 /// What [`KvStore::sync`] returns: resolves once the writes before it are durable.
