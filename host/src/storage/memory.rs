@@ -151,11 +151,9 @@ impl InProcessKv for MemoryKv {
         let key = ns.storage_key(key);
         let mut map = self.lock()?;
         let old = map.get(&key).map(Stored::of);
-        let current = map.get(&key).filter(|e| e.is_live(now));
-        if current.map(|e| e.value.as_slice()) != expected {
+        let Some(entry) = Entry::swapped(map.get(&key), expected, new, now) else {
             return Ok(false);
-        }
-        let entry = new.map(|(value, ttl)| Entry::new(value, ttl, now));
+        };
         self.usage.replace(
             &key,
             old,

@@ -464,6 +464,19 @@ impl Entry {
         })
     }
 
+    /// What a compare-and-swap at `now` writes over `current`: `None` unless `current` holds
+    /// exactly `expected` (an expired entry holds nothing), else the new entry (`None` deletes).
+    fn swapped(
+        current: Option<&Entry>,
+        expected: Option<&[u8]>,
+        new: Option<(&[u8], Option<Duration>)>,
+        now_ms: u64,
+    ) -> Option<Option<Entry>> {
+        let live = current.filter(|e| e.is_live(now_ms));
+        (live.map(|e| e.value.as_slice()) == expected)
+            .then(|| new.map(|(value, ttl)| Entry::new(value, ttl, now_ms)))
+    }
+
     /// The counter after adding `delta`, as the new entry (same expiry).
     fn incremented(current: Option<Entry>, delta: i64) -> Result<(i64, Entry)> {
         let (expires_at_ms, old) = match current {

@@ -894,11 +894,9 @@ impl InProcessKv for RedbKv {
                 None => shared.read(key)?,
             };
             let old = current.as_ref().map(Stored::of);
-            let live = current.as_ref().filter(|e| e.is_live(now));
-            if live.map(|e| e.value.as_slice()) != expected {
+            let Some(entry) = Entry::swapped(current.as_ref(), expected, new, now) else {
                 return Ok((false, None));
-            }
-            let entry = new.map(|(value, ttl)| Entry::new(value, ttl, now));
+            };
             shared.usage.replace(
                 key,
                 old,
