@@ -486,8 +486,20 @@ impl Driver {
         if let Some(pending) = pending {
             pending.finish(&decided.answer);
         }
-        // The request may be gone; the push is answered for its retries all the same.
-        let _ = answered.send(durable.map(|()| (decided.answer, decided.outcome)));
+        // The request may be gone; the push is answered for its retries all the same, and
+        // counted here, since no request is left to count it.
+        let (outcome, kept) = (decided.outcome, durable.is_ok());
+        if answered
+            .send(durable.map(|()| (decided.answer, outcome)))
+            .is_err()
+            && kept
+        {
+            tracing::debug!(
+                outcome = outcome.label(),
+                "push answered after its client went away"
+            );
+            self.tenant.metrics.push(outcome);
+        }
         self.finish_late(rest).await;
     }
 
