@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::clock::unix_now;
-use crate::dedup::{self, Answer, Begin, Binding, DedupStore, Pending, SignatureLog, WindowFloor};
+use crate::dedup::{self, Admission, Admit, Answer, Claim, Gate, WindowFloor};
 use crate::plugin::{self, Outcome, PushScope, Registry};
 use crate::storage::KvStore;
 use crate::telemetry::{Metrics, PushOutcome};
@@ -120,10 +120,8 @@ pub struct Dispatcher {
     pub tenants: Arc<TenantsHandle>,
     /// The loaded plugins.
     pub registry: Arc<Registry>,
-    /// Retry and replay deduplication.
-    pub dedup: Arc<dyn DedupStore>,
-    /// Signed queries bound to their bodies.
-    pub signatures: Arc<dyn SignatureLog>,
+    /// Signed queries bound to their bodies, and retry and replay deduplication.
+    pub gate: Arc<dyn Gate>,
     /// The oldest timestamp accepted after the window widened.
     pub floor: Arc<WindowFloor>,
     /// Metrics.
@@ -180,7 +178,9 @@ impl Dispatcher {
         let query = CallbackQuery::parse(query)?;
         let now = unix_now();
         let inbound = tenant.account.open(&query, body, now)?;
-        let binding = self.admit(&tenant, &query, body, now).await?;
+        let admission = self
+            .admit(&tenant, &query, body, &inbound.message, now)
+            .await?;
         // The push's span starts once its message is known, with every field but the plugin
         // set at once: each later `record` costs a formatting pass in the log layer.
         let span = tracing::info_span!(
@@ -190,21 +190,22 @@ impl Dispatcher {
             msg_type = inbound.message.msg_type(),
             plugin = tracing::field::Empty,
         );
-        self.respond(&tenant, &inbound, started, binding)
+        self.respond(&tenant, &inbound, started, admission)
             .instrument(span)
             .await
     }
 
-    /// Binds an opened push's signed query to its body for as long as the window accepts it:
-    /// the same query with another body is refused, as is a push stamped before the floor a
-    /// widened window left.
+    /// Passes an opened push through the gate: its signed query is bound to its body for as
+    /// long as the window accepts it (the same query with another body is refused, as is a
+    /// push stamped before the floor a widened window left) and its dedup key registered.
     async fn admit(
         &self,
         tenant: &Tenant,
         query: &CallbackQuery,
         body: &[u8],
+        msg: &Message,
         now: i64,
-    ) -> Result<Binding, PushError> {
+    ) -> Result<Admission, PushError> {
         let timestamp = query.timestamp.as_deref().unwrap_or_default();
         let window = tenant.account.timestamp_window();
         if window.secs() > 0 && !self.floor.admits(timestamp.parse().unwrap_or(i64::MIN)) {
@@ -220,57 +221,50 @@ impl Dispatcher {
             query.nonce.as_deref().unwrap_or_default(),
             query.msg_signature.as_deref().unwrap_or_default(),
         );
-        match self.signatures.bind(&signed, body, window_left).await {
-            Binding::Conflict => Err(PushError::SignatureReused),
-            accepted => Ok(accepted),
-        }
+        let key = dedup::key(&tenant.id, msg);
+        let push = Admit {
+            tenant: &tenant.id,
+            signed: &signed,
+            body,
+            window_left,
+            key: key.as_deref(),
+        };
+        Ok(self.gate.admit(push).await)
     }
 
-    /// Answers an opened push: dedup, the chain under the passive budget, and the encoded
-    /// (and encrypted) answer.
+    /// Answers an admitted push: the chain under the passive budget (or what dedup decided
+    /// instead), and the encoded (and encrypted) answer.
     async fn respond(
         &self,
         tenant: &Arc<Tenant>,
         inbound: &wechat::push::Inbound,
         started: Instant,
-        binding: Binding,
+        admission: Admission,
     ) -> Result<PushAnswer, PushError> {
         let msg = &inbound.message;
-        let (answer, outcome) = match dedup::key(&tenant.id, msg) {
-            // A message with nothing to key on is told from its replays by its signed query.
-            None if matches!(binding, Binding::Same { .. }) => {
+        let (answer, outcome) = match admission {
+            Admission::Run(claim) => self.answer(tenant, msg, started, claim).await?,
+            Admission::Conflict => return Err(PushError::SignatureReused),
+            Admission::Replay => {
                 self.metrics.dedup_hit(&tenant.id, "replay");
                 (None, PushOutcome::ReplayIgnored)
             }
-            None => self.answer(tenant, msg, started, None).await?,
-            Some(key) => match self.dedup.begin(&key) {
-                // The same signed push accepted before, its answer no longer kept (past the
-                // retry TTL, or before a restart): a replay. (Bound moments ago, it is a
-                // duplicate racing the first to register here: the first to do so runs it.)
-                Begin::New(_) if binding.is_replay(self.dedup.retry_ttl()) => {
-                    self.metrics.dedup_hit(&tenant.id, "replay");
-                    (None, PushOutcome::ReplayIgnored)
+            Admission::Done(answer) => {
+                self.metrics.dedup_hit(&tenant.id, "done");
+                (answer, PushOutcome::RetryReplayed)
+            }
+            Admission::Seen => {
+                self.metrics.dedup_hit(&tenant.id, "seen");
+                (None, PushOutcome::ReplayIgnored)
+            }
+            Admission::InFlight(first_answer) => {
+                self.metrics.dedup_hit(&tenant.id, "in_flight");
+                let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
+                match tokio::time::timeout_at(deadline, first_answer).await {
+                    Ok(Some(answer)) => (Arc::unwrap_or_clone(answer), PushOutcome::RetryWaited),
+                    _ => (None, PushOutcome::RetryTimedOut),
                 }
-                Begin::New(pending) => self.answer(tenant, msg, started, Some(pending)).await?,
-                Begin::Done(answer) => {
-                    self.metrics.dedup_hit(&tenant.id, "done");
-                    (answer, PushOutcome::RetryReplayed)
-                }
-                Begin::Seen => {
-                    self.metrics.dedup_hit(&tenant.id, "seen");
-                    (None, PushOutcome::ReplayIgnored)
-                }
-                Begin::InFlight(receiver) => {
-                    self.metrics.dedup_hit(&tenant.id, "in_flight");
-                    let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
-                    match tokio::time::timeout_at(deadline, dedup::wait(receiver)).await {
-                        Ok(Some(answer)) => {
-                            (Arc::unwrap_or_clone(answer), PushOutcome::RetryWaited)
-                        }
-                        _ => (None, PushOutcome::RetryTimedOut),
-                    }
-                }
-            },
+            }
         };
         tenant.metrics.push(outcome);
         tracing::debug!(
@@ -296,7 +290,7 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the chain under the passive budget and decides the answer, which `pending` (the
+    /// Runs the chain under the passive budget and decides the answer, which `claim` (the
     /// push's dedup entry, when it has one) records for retries.
     ///
     /// The chain is polled once in place first: most chains finish there (a plugin that does
@@ -310,7 +304,7 @@ impl Dispatcher {
         tenant: &Arc<Tenant>,
         msg: &Arc<Message>,
         started: Instant,
-        pending: Option<Pending>,
+        claim: Option<Claim>,
     ) -> Result<(Answer, PushOutcome), PushError> {
         let (scope, early_answer) = PushScope::new(started + self.passive_budget);
         // Polled here, the chain runs in the push's span already; it takes the span along
@@ -325,8 +319,8 @@ impl Dispatcher {
         if let Poll::Ready(result) = first_poll {
             if !scope.wrote_kv() && early_answer.is_empty() {
                 let decided = decide(result, &scope);
-                if let Some(pending) = pending {
-                    pending.finish(&decided.answer);
+                if let Some(claim) = claim {
+                    claim.finish(&decided.answer).await;
                 }
                 return Ok((decided.answer, decided.outcome));
             }
@@ -344,7 +338,7 @@ impl Dispatcher {
         };
         self.tasks.spawn(
             driver
-                .drive(chain, scope, early_answer, pending, answered)
+                .drive(chain, scope, early_answer, claim, answered)
                 .in_current_span(),
         );
         // Dropping this wait (the client went away) leaves the driver to finish the push.
@@ -417,7 +411,7 @@ enum Rest {
 
 impl Driver {
     /// Decides the answer (the chain's result, an early reply, or none at the passive budget),
-    /// makes the push's kv writes durable, records the answer in `pending` and hands it to
+    /// makes the push's kv writes durable, records the answer in `claim` and hands it to
     /// `answered`; then lets the rest of the chain finish within the async budget and delivers
     /// what it returns late.
     async fn drive(
@@ -425,7 +419,7 @@ impl Driver {
         mut chain: Chain,
         scope: PushScope,
         mut early_answer: oneshot::Receiver<Reply>,
-        mut pending: Option<Pending>,
+        mut claim: Option<Claim>,
         answered: oneshot::Sender<Result<(Answer, PushOutcome), PushError>>,
     ) {
         let passive_deadline = tokio::time::Instant::from_std(self.passive_deadline);
@@ -460,8 +454,8 @@ impl Driver {
         let mut durable = Ok(());
         if scope.wrote_kv() {
             // The fact that the push was answered goes with its writes, in the same commit.
-            if let Some(pending) = &mut pending {
-                pending.persist();
+            if let Some(claim) = &mut claim {
+                claim.persist();
             }
             // What the chain wrote so far is durable before its answer leaves (writes after
             // it, by a chain still running, are made durable by the store's own commits).
@@ -483,8 +477,8 @@ impl Driver {
                 }
             }
         }
-        if let Some(pending) = pending {
-            pending.finish(&decided.answer);
+        if let Some(claim) = claim {
+            claim.finish(&decided.answer).await;
         }
         // The request may be gone; the push is answered for its retries all the same, and
         // counted here, since no request is left to count it.
@@ -533,6 +527,13 @@ impl Driver {
 
 /// How long kv writes may take to become durable when the chain ends at (or past) its budget.
 const SYNC_GRACE: Duration = Duration::from_millis(300);
+
+/// The longest a push can take from its arrival until its answer is decided and recorded: the
+/// passive budget, the grace for making its kv writes durable, and a margin for recording the
+/// answer. A shared dedup entry is leased for this long.
+pub fn answer_lease(passive_budget: Duration) -> Duration {
+    passive_budget + SYNC_GRACE + Duration::from_secs(1)
+}
 
 /// Runs the plugins in tenant order, skipping those whose rules do not fit; the first reply or
 /// `handled` wins; a failing plugin is logged and the chain goes on.

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StorageConfig};
-use crate::dedup::{MemoryDedup, MemorySignatureLog, RedisSignatureLog, SignatureLog, WindowFloor};
+use crate::dedup::{Gate, LocalGate, MemoryDedup, MemorySignatureLog, RedisGate, WindowFloor};
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, router};
 use crate::plugin::{Registry, Runtime};
@@ -78,7 +78,7 @@ impl App {
                 }
                 (
                     Arc::new(redis.clone()) as Arc<dyn KvStore>,
-                    Backend::Redis(redis),
+                    Backend::Redis(Box::new(redis)),
                 )
             }
         };
@@ -101,13 +101,16 @@ impl App {
         let registry = Arc::new(Registry::new(runtime, config.plugins_dir.clone()));
         registry.scan().await;
         let metrics = Arc::new(Metrics::default());
-        // On Redis, signed queries are bound for every node, the node's own log the fallback.
-        let signatures: Arc<dyn SignatureLog> = match &backend {
-            Backend::Embedded => Arc::new(local_signatures),
-            Backend::Redis(redis) => Arc::new(RedisSignatureLog::new(
-                redis.clone(),
-                local_signatures,
+        // On Redis, pushes are admitted for every node, the node's own gate the fallback.
+        let local_gate = LocalGate::new(local_signatures, dedup.count_evictions_in(&metrics));
+        let gate: Arc<dyn Gate> = match &backend {
+            Backend::Embedded => Arc::new(local_gate),
+            Backend::Redis(redis) => Arc::new(RedisGate::new(
+                RedisKv::clone(redis),
+                local_gate,
                 Arc::clone(&metrics),
+                ttl,
+                crate::dispatch::answer_lease(Duration::from_millis(config.passive_budget_ms)),
             )),
         };
         let services = Services {
@@ -129,8 +132,7 @@ impl App {
         let dispatcher = Arc::new(Dispatcher {
             tenants: Arc::clone(&tenants),
             registry: Arc::clone(&registry),
-            dedup: Arc::new(dedup.count_evictions_in(&metrics)),
-            signatures,
+            gate,
             floor: Arc::new(floor),
             metrics: Arc::clone(&metrics),
             durable: Arc::clone(&embedded),
@@ -236,7 +238,7 @@ pub async fn run(
     ));
     if let Backend::Redis(redis) = &app.state.storage {
         background.spawn(watch_redis(
-            redis.clone(),
+            RedisKv::clone(redis),
             Arc::clone(&app.state.metrics),
             stop.clone(),
         ));
@@ -460,8 +462,7 @@ async fn purge_dedup(dispatcher: Arc<Dispatcher>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                dispatcher.dedup.purge();
-                dispatcher.signatures.purge();
+                dispatcher.gate.purge();
             }
             () = stop.cancelled() => return,
         }

@@ -4,8 +4,9 @@
 //! the first is still running waits for the same answer instead of running the plugins again;
 //! a replay after the answer is no longer kept is recognised and not run.
 //!
-//! An entry belongs to the chain that runs the push, not to the request: [`Pending`] is held
-//! by whoever drives the chain to its end. Answers are kept for the retry TTL, the time in
+//! A push passes the [`Gate`] before it runs: its signed query is bound to its body and its key
+//! registered, in one call. An entry belongs to the chain that runs the push, not to the
+//! request: its [`Claim`] is held by whoever drives the chain to its end. Answers are kept for the retry TTL, the time in
 //! which WeChat retries; with a [`FactStore`] the fact that a key was answered persists for the
 //! same time, so a retry after a restart is not run again either (answered without a reply).
 //! Replays later in the window are the signature log's: a replay is the same signed query and
@@ -27,7 +28,7 @@
 //!   are forgotten early (entries still running never are). At the default and a 60 s TTL that
 //!   starts above 16,000 pushes a second; an entry is then forgotten no sooner than 15 s after
 //!   its answer (past WeChat's retries) below 66,000 a second. While entries go early,
-//!   [`DedupStore::retry_ttl`] says for how long answers are kept now (the youngest age
+//!   [`MemoryDedup::retry_ttl`] says for how long answers are kept now (the youngest age
 //!   forgotten), so a push whose signed query the signature log knows and which is older than
 //!   that is taken for a replay and not run again; a retry that comes with another signed
 //!   query after its entry went is run again, the one case where the bound costs the
@@ -36,17 +37,20 @@
 //! Both count in `wxhost_dedup_evictions{reason}` ([`MemoryDedup::count_evictions_in`]).
 //!
 //! Keys: (tenant, MsgId) for messages; (tenant, FromUserName, CreateTime, Event, EventKey,
-//! MsgID when present) for events. [`MemoryDedup`] serves one node; a shared backend
-//! implements [`DedupStore`] for several nodes and passes the same contract tests.
+//! MsgID when present) for events. [`MemoryDedup`] serves one node, with
+//! [`MemorySignatureLog`] in a [`LocalGate`]; [`RedisGate`] serves several nodes from Redis and
+//! passes the same contract tests.
 //!
-//! `signatures` binds each accepted signed query to its body for the window ([`SignatureLog`]),
-//! so a captured query cannot carry another body.
+//! `signatures` binds each accepted signed query to its body for the window, so a captured
+//! query cannot carry another body.
 
+mod gate;
 mod shared;
 mod signatures;
 
-pub use shared::RedisSignatureLog;
-pub use signatures::{BindFuture, Binding, MemorySignatureLog, SignatureLog};
+pub use gate::{Admission, Admit, AdmitFuture, AnswerFuture, Claim, Gate, LocalGate};
+pub use shared::{Lease, RedisGate};
+pub use signatures::{Binding, MemorySignatureLog};
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -83,7 +87,7 @@ pub fn key(tenant: &str, msg: &Message) -> Option<String> {
     }
 }
 
-/// What [`DedupStore::begin`] found.
+/// What [`MemoryDedup::begin`] found.
 #[derive(Debug)]
 pub enum Begin {
     /// First sight: run the plugins, then [`Pending::finish`] with the answer.
@@ -96,18 +100,6 @@ pub enum Begin {
     /// across restarts) or with its answer dropped early to keep the table within its
     /// [`DedupLimits`]: answer without a reply, run nothing.
     Seen,
-}
-
-/// A store of messages seen recently.
-pub trait DedupStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Registers `key`, or reports that it is running, answered, or seen.
-    fn begin(&self, key: &str) -> Begin;
-    /// How long answers are kept for retries now: the TTL, or less while entries are
-    /// forgotten early to stay within a bound (a push bound to its signed query longer ago
-    /// than this is a replay, see [`Binding::is_replay`]).
-    fn retry_ttl(&self) -> Duration;
-    /// Drops expired entries; returns how many remain.
-    fn purge(&self) -> usize;
 }
 
 /// The right (and duty) to answer a new message; dropping it unanswered forgets the message
@@ -728,13 +720,17 @@ impl MemoryDedup {
     }
 }
 
-impl DedupStore for MemoryDedup {
-    fn retry_ttl(&self) -> Duration {
+impl MemoryDedup {
+    /// How long answers are kept for retries now: the TTL, or less while entries are
+    /// forgotten early to stay within a bound (a push bound to its signed query longer ago
+    /// than this is a replay, see [`Binding::is_replay`]).
+    pub fn retry_ttl(&self) -> Duration {
         let table = &self.table;
         Duration::from_millis(table.evictions.kept_for(table.now(), table.ttl_ms))
     }
 
-    fn purge(&self) -> usize {
+    /// Drops expired entries; returns how many remain.
+    pub fn purge(&self) -> usize {
         let now = self.table.now();
         let mut remaining = 0;
         for index in 0..SHARDS {
@@ -745,7 +741,8 @@ impl DedupStore for MemoryDedup {
         remaining
     }
 
-    fn begin(&self, key: &str) -> Begin {
+    /// Registers `key`, or reports that it is running, answered, or seen.
+    pub fn begin(&self, key: &str) -> Begin {
         let key = self.table.key(key);
         let now = self.table.now();
         let mut shard = self.table.shard(key);
@@ -877,124 +874,6 @@ pub async fn wait(mut receiver: watch::Receiver<Option<Arc<Answer>>>) -> Option<
     }
 }
 
-/// The behaviour every [`DedupStore`] must have, run against each implementation by its tests
-/// (a shared backend's too). `store(ttl)` makes a fresh, empty store keeping answers for `ttl`.
-#[cfg(test)]
-pub(crate) mod contract {
-    use super::*;
-
-    pub(crate) async fn a_retry_waits_for_the_first_answer_then_gets_it_again(
-        store: &dyn DedupStore,
-    ) {
-        let Begin::New(pending) = store.begin("k") else {
-            panic!("first is new")
-        };
-        let Begin::InFlight(receiver) = store.begin("k") else {
-            panic!("second waits")
-        };
-        let waiter = tokio::spawn(wait(receiver));
-        pending.finish(&Some(Reply::text("first")));
-        assert_eq!(
-            waiter.await.expect("join").as_deref(),
-            Some(&Some(Reply::text("first")))
-        );
-        match store.begin("k") {
-            Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("first"))),
-            other => panic!("expected done, got {other:?}"),
-        }
-    }
-
-    pub(crate) fn every_kind_of_answer_is_replayed_as_given(store: &dyn DedupStore) {
-        let answers = [
-            None,
-            Some(Reply::text("你好 😀")),
-            Some(Reply::Image {
-                media_id: "m1".into(),
-            }),
-            Some(Reply::TransferCustomerService { kf_account: None }),
-        ];
-        for (n, answer) in answers.iter().enumerate() {
-            let Begin::New(pending) = store.begin(&n.to_string()) else {
-                panic!("new")
-            };
-            pending.finish(answer);
-            match store.begin(&n.to_string()) {
-                Begin::Done(replayed) => assert_eq!(&replayed, answer),
-                other => panic!("expected done, got {other:?}"),
-            }
-        }
-    }
-
-    pub(crate) async fn an_abandoned_message_runs_again_and_waiters_are_released(
-        store: &dyn DedupStore,
-    ) {
-        let Begin::New(pending) = store.begin("k") else {
-            panic!("new")
-        };
-        let Begin::InFlight(receiver) = store.begin("k") else {
-            panic!("in flight")
-        };
-        drop(pending);
-        assert_eq!(wait(receiver).await, None);
-        assert!(matches!(store.begin("k"), Begin::New(_)));
-    }
-
-    /// `store` keeps answers for 40 ms.
-    pub(crate) fn a_message_answered_again_after_expiry_keeps_its_new_answer(
-        store: &dyn DedupStore,
-    ) {
-        let Begin::New(first) = store.begin("k") else {
-            panic!("new")
-        };
-        first.finish(&Some(Reply::text("first")));
-        std::thread::sleep(Duration::from_millis(50));
-        let Begin::New(second) = store.begin("k") else {
-            panic!("expired, so new again")
-        };
-        second.finish(&Some(Reply::text("second")));
-        assert_eq!(
-            store.purge(),
-            1,
-            "the first answer's expiry leaves the second"
-        );
-        match store.begin("k") {
-            Begin::Done(answer) => assert_eq!(answer, Some(Reply::text("second"))),
-            other => panic!("expected done, got {other:?}"),
-        }
-    }
-
-    /// `store` keeps answers for 300 ms.
-    pub(crate) fn many_messages_are_told_apart_and_all_expire(store: &dyn DedupStore) {
-        for id in 0..10_000 {
-            let Begin::New(pending) = store.begin(&format!("t\u{0}m\u{0}{id}")) else {
-                panic!("message {id} is new")
-            };
-            pending.finish(&None);
-        }
-        assert_eq!(store.purge(), 10_000);
-        assert!(matches!(store.begin("t\u{0}m\u{0}7"), Begin::Done(_)));
-        std::thread::sleep(Duration::from_millis(350));
-        assert_eq!(store.purge(), 0);
-    }
-
-    /// `store` keeps answers for 0 ms.
-    pub(crate) fn an_in_flight_entry_is_not_expired_and_an_abandoned_one_is_forgotten(
-        store: &dyn DedupStore,
-    ) {
-        let Begin::New(pending) = store.begin("k") else {
-            panic!("new")
-        };
-        pending.finish(&None);
-        std::thread::sleep(Duration::from_millis(2));
-        let Begin::New(again) = store.begin("k") else {
-            panic!("an expired answer makes the message new again")
-        };
-        assert_eq!(store.purge(), 1, "the new entry is in flight, not expired");
-        drop(again);
-        assert_eq!(store.purge(), 0, "an abandoned entry is forgotten");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1028,64 +907,6 @@ mod tests {
             Some("a\u{0}e\u{0}o\u{0}7\u{0}CLICK\u{0}K1\u{0}42".into())
         );
     }
-
-    fn memory(ttl_ms: u64) -> MemoryDedup {
-        MemoryDedup::new(Duration::from_millis(ttl_ms))
-    }
-
-    fn persistent(ttl_ms: u64) -> MemoryDedup {
-        MemoryDedup::persistent(Duration::from_millis(ttl_ms), Arc::new(MemoryKv::default()))
-            .expect("store")
-    }
-
-    macro_rules! contract_tests {
-        ($make:ident) => {
-            mod $make {
-                use super::*;
-
-                #[tokio::test]
-                async fn a_retry_waits_for_the_first_answer_then_gets_it_again() {
-                    contract::a_retry_waits_for_the_first_answer_then_gets_it_again(&$make(60_000))
-                        .await;
-                }
-
-                #[test]
-                fn every_kind_of_answer_is_replayed_as_given() {
-                    contract::every_kind_of_answer_is_replayed_as_given(&$make(60_000));
-                }
-
-                #[tokio::test]
-                async fn an_abandoned_message_runs_again_and_waiters_are_released() {
-                    contract::an_abandoned_message_runs_again_and_waiters_are_released(&$make(
-                        60_000,
-                    ))
-                    .await;
-                }
-
-                #[test]
-                fn a_message_answered_again_after_expiry_keeps_its_new_answer() {
-                    contract::a_message_answered_again_after_expiry_keeps_its_new_answer(&$make(
-                        40,
-                    ));
-                }
-
-                #[test]
-                fn many_messages_are_told_apart_and_all_expire() {
-                    contract::many_messages_are_told_apart_and_all_expire(&$make(300));
-                }
-
-                #[test]
-                fn an_in_flight_entry_is_not_expired_and_an_abandoned_one_is_forgotten() {
-                    contract::an_in_flight_entry_is_not_expired_and_an_abandoned_one_is_forgotten(
-                        &$make(0),
-                    );
-                }
-            }
-        };
-    }
-
-    contract_tests!(memory);
-    contract_tests!(persistent);
 
     #[test]
     fn a_restarted_table_knows_the_keys_answered_within_the_ttl() {

@@ -5,9 +5,7 @@
 //! retry (dedup decides what it gets), the same query with another body is refused.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::hash::BuildHasherDefault;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -18,7 +16,7 @@ use crate::storage::{self, Fact, FactStore};
 /// The first byte of a signature fact's key (facts of other kinds share the store).
 const FACT_TAG: u8 = b's';
 
-/// What [`SignatureLog::bind`] found.
+/// What [`MemorySignatureLog::bind`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
     /// The query was not seen in its window: it is bound to this body now.
@@ -43,18 +41,6 @@ impl Binding {
             Binding::New | Binding::Conflict => false,
         }
     }
-}
-
-/// What [`SignatureLog::bind`] returns (boxed: a shared log waits on the network).
-pub type BindFuture<'a> = Pin<Box<dyn Future<Output = Binding> + Send + 'a>>;
-
-/// Accepted signed queries and the bodies they came with.
-pub trait SignatureLog: Send + Sync + std::fmt::Debug + 'static {
-    /// Binds `query` (the tenant and the signed parameters) to `body` for `window_left`, or
-    /// reports how it was bound before.
-    fn bind<'a>(&'a self, query: &'a str, body: &'a [u8], window_left: Duration) -> BindFuture<'a>;
-    /// Drops bindings past their windows; returns how many remain.
-    fn purge(&self) -> usize;
 }
 
 /// A bound query: its body's hash, when it was bound (`None`: before this process started),
@@ -169,12 +155,9 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl SignatureLog for MemorySignatureLog {
-    fn bind<'a>(&'a self, query: &'a str, body: &'a [u8], window_left: Duration) -> BindFuture<'a> {
-        Box::pin(std::future::ready(self.bind_now(query, body, window_left)))
-    }
-
-    fn purge(&self) -> usize {
+impl MemorySignatureLog {
+    /// Drops bindings past their windows; returns how many remain.
+    pub fn purge(&self) -> usize {
         let now = self.time.now();
         self.shards
             .iter()
@@ -188,8 +171,9 @@ impl SignatureLog for MemorySignatureLog {
 }
 
 impl MemorySignatureLog {
-    /// [`SignatureLog::bind`], at once.
-    pub fn bind_now(&self, query: &str, body: &[u8], window_left: Duration) -> Binding {
+    /// Binds `query` (the tenant and the signed parameters) to `body` for `window_left`, or
+    /// reports how it was bound before.
+    pub fn bind(&self, query: &str, body: &[u8], window_left: Duration) -> Binding {
         let query = tagged_hash(&self.hash_key, FACT_TAG, query.as_bytes());
         let body = tagged_hash(&self.hash_key, 0, body);
         let now = self.time.now();
@@ -236,54 +220,6 @@ impl MemorySignatureLog {
     }
 }
 
-/// The behaviour every [`SignatureLog`] must have; `log()` makes a fresh, empty one.
-#[cfg(test)]
-pub(crate) mod contract {
-    use super::*;
-
-    const WINDOW: Duration = Duration::from_secs(300);
-
-    pub(crate) async fn a_query_is_bound_to_its_first_body(log: &dyn SignatureLog) {
-        assert_eq!(
-            log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW).await,
-            Binding::New
-        );
-        assert!(matches!(
-            log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW).await,
-            Binding::Same { age: Some(age) } if age < Duration::from_secs(1)
-        ));
-        assert_eq!(
-            log.bind("t\0sig\0ts\0nonce", b"<xml>b</xml>", WINDOW).await,
-            Binding::Conflict
-        );
-        assert!(
-            matches!(
-                log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", WINDOW).await,
-                Binding::Same { .. }
-            ),
-            "a refused body does not replace the first"
-        );
-        assert_eq!(
-            log.bind("u\0sig\0ts\0nonce", b"<xml>b</xml>", WINDOW).await,
-            Binding::New
-        );
-    }
-
-    pub(crate) async fn a_binding_ends_with_its_window(log: &dyn SignatureLog) {
-        let window = Duration::from_millis(50);
-        assert_eq!(log.bind("q", b"a", window).await, Binding::New);
-        assert_eq!(log.bind("q", b"b", window).await, Binding::Conflict);
-        tokio::time::sleep(Duration::from_millis(80)).await;
-        assert_eq!(log.bind("q", b"b", window).await, Binding::New);
-        assert_eq!(
-            log.bind("r", b"a", Duration::ZERO).await,
-            Binding::New,
-            "no window"
-        );
-        assert_eq!(log.bind("r", b"b", Duration::ZERO).await, Binding::New);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,38 +241,33 @@ mod tests {
         assert!(!Binding::New.is_replay(ttl));
     }
 
-    #[tokio::test]
-    async fn memory_log_keeps_the_contract() {
-        contract::a_query_is_bound_to_its_first_body(&MemorySignatureLog::new()).await;
-        contract::a_binding_ends_with_its_window(&MemorySignatureLog::new()).await;
-    }
-
     #[test]
     fn purging_drops_what_left_its_window() {
         let log = MemorySignatureLog::new();
         let window = Duration::from_millis(20);
-        assert_eq!(log.bind_now("q", b"a", window), Binding::New);
+        assert_eq!(log.bind("q", b"a", window), Binding::New);
         assert_eq!(log.purge(), 1);
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(log.purge(), 0);
     }
 
-    #[tokio::test]
-    async fn persistent_log_keeps_the_contract_and_survives_a_restart() {
+    #[test]
+    fn a_persistent_log_survives_a_restart() {
         let facts: Arc<dyn FactStore> = Arc::new(MemoryKv::default());
-        let log = MemorySignatureLog::persistent(Arc::new(MemoryKv::default())).expect("log");
-        contract::a_binding_ends_with_its_window(&log).await;
         let log = MemorySignatureLog::persistent(Arc::clone(&facts)).expect("log");
-        contract::a_query_is_bound_to_its_first_body(&log).await;
-        drop(log);
-        let restarted = MemorySignatureLog::persistent(facts).expect("log");
         let window = Duration::from_secs(300);
         assert_eq!(
-            restarted.bind_now("t\0sig\0ts\0nonce", b"<xml>b</xml>", window),
+            log.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", window),
+            Binding::New
+        );
+        drop(log);
+        let restarted = MemorySignatureLog::persistent(facts).expect("log");
+        assert_eq!(
+            restarted.bind("t\0sig\0ts\0nonce", b"<xml>b</xml>", window),
             Binding::Conflict
         );
         assert_eq!(
-            restarted.bind_now("t\0sig\0ts\0nonce", b"<xml>a</xml>", window),
+            restarted.bind("t\0sig\0ts\0nonce", b"<xml>a</xml>", window),
             Binding::Same { age: None },
             "a binding from before the restart has no age"
         );

@@ -31,7 +31,7 @@ pub enum Backend {
     /// The embedded database (one host).
     Embedded,
     /// A Redis server shared by several hosts.
-    Redis(RedisKv),
+    Redis(Box<RedisKv>),
 }
 
 impl Backend {

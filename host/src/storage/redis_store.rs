@@ -66,8 +66,10 @@ pub struct RedisStats {
 /// A [`KvStore`] in Redis. Cloning shares the connection.
 #[derive(Clone)]
 pub struct RedisKv {
+    client: redis::Client,
     connection: ConnectionManager,
     prefix: Arc<[u8]>,
+    connect_timeout: Duration,
     timeout: Duration,
     clock: Clock,
     stats: Arc<RedisStats>,
@@ -359,11 +361,13 @@ impl RedisKv {
             .set_response_timeout(Some(settings.command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(settings.connect_timeout);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| Error::Backend(format!("cannot set up the redis connection: {e}")))?;
         Ok(RedisKv {
+            client,
             connection,
             prefix: settings.prefix.as_bytes().into(),
+            connect_timeout: settings.connect_timeout,
             timeout: settings.command_timeout,
             clock,
             stats: Arc::default(),
@@ -396,6 +400,42 @@ impl RedisKv {
         let mut connection = self.connection.clone();
         self.timed(async move { command.query_async::<T>(&mut connection).await })
             .await
+    }
+
+    /// Runs `script` on `keys` with `args` within the timeout, counted as one command.
+    pub async fn run_script<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+    ) -> Result<T> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut connection = self.connection.clone();
+        self.timed(async move { invocation.invoke_async::<T>(&mut connection).await })
+            .await
+    }
+
+    /// A connection of its own subscribed to `channel` (within the connect timeout): the
+    /// messages published on it from now on, until the connection is lost.
+    pub async fn subscribe(&self, channel: &[u8]) -> Result<redis::aio::PubSubStream> {
+        let subscribed = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        };
+        match tokio::time::timeout(self.connect_timeout, subscribed).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(unavailable(format!(
+                "no subscription within {} ms",
+                self.connect_timeout.as_millis()
+            ))),
+        }
     }
 
     /// `P kv:{tenant NUL plugin}:` — the start of every key of `ns`.
