@@ -319,7 +319,7 @@ impl Default for Metrics {
         let redis_fallbacks = Counter::default();
         registry.register(
             "wxhost_redis_local_fallbacks",
-            "Signature bindings made on this node alone because Redis did not answer",
+            "Pushes admitted on this node alone (signature binding and dedup) because Redis did not answer",
             redis_fallbacks.clone(),
         );
         let storage_pending = Gauge::default();
@@ -715,7 +715,7 @@ impl Metrics {
         self.redis_seconds.inc_by(seconds);
     }
 
-    /// Counts a signature binding made on this node alone, Redis not answering.
+    /// Counts a push admitted on this node alone, Redis not answering.
     pub fn redis_fallback(&self) {
         self.redis_fallbacks.inc();
     }

@@ -1,5 +1,8 @@
-//! Several nodes behind a load balancer, on one real `redis-server`: plugin kv is shared, and
-//! when Redis goes away (also under load) every push is still answered within the passive
+//! Several nodes behind a load balancer, on one real `redis-server`: a push runs once whichever
+//! nodes its retries and replays land on, and every answer is the first; a captured query
+//! carries no other body to another node; the nodes fetch one access token between them;
+//! plugin kv is shared; a node killed mid-chain leaves its push to a retry once its lease ends;
+//! and when Redis goes away (also under load) every push is still answered within the passive
 //! budget, `/healthz` says so, and everything works again once Redis is back, without a restart.
 
 use std::sync::Arc;
@@ -7,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wxhost::wechat::{Mode, Reply};
+use wxhost_fake_wechat::FakeWechat;
 use wxhost_test_redis::RedisServer;
 
 use crate::harness::{KEY_A, Server, account, push, text};
@@ -167,6 +171,18 @@ async fn redis_stopping_under_load_leaves_every_push_answered_within_the_budget(
         "{after:?}"
     );
     assert!(!node.logs().contains("panicked"), "{}", node.logs());
+    // The outage is counted: failed commands (reported every second), and pushes admitted by
+    // the node alone meanwhile.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let metrics = node.metrics().await;
+    assert!(
+        count(&metrics, "wxhost_redis_errors_total") >= 1,
+        "{metrics}"
+    );
+    assert!(
+        count(&metrics, "wxhost_redis_local_fallbacks_total") >= 1,
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -193,4 +209,232 @@ async fn a_query_captured_on_one_node_carries_no_other_body_to_another() {
         200,
         "its own body is a retry on any node"
     );
+}
+
+/// A safe-mode tenant on the Redis at `url` whose chain is the counting plugin (`run #N`, N
+/// from kv), taking `spin_ms`; `top` goes before the tables.
+fn counter(url: &str, spin_ms: u64, top: &str) -> String {
+    format!(
+        "{top}\npassive_budget_ms = {}\n[storage]\nbackend = \"redis\"\nurl = \"{url}\"\n\
+         prefix = \"e2e:\"\n\
+         [[tenants]]\nid = \"shop\"\nappid = \"wxshop\"\ntoken = \"tokenshop\"\nmode = \"safe\"\n\
+         encoding_aes_key = \"{KEY_A}\"\n[[tenants.plugins]]\nname = \"slow-counter\"\n\
+         settings = {{ spin_ms = {spin_ms} }}\n",
+        PASSIVE_BUDGET.as_millis()
+    )
+}
+
+/// The reply in a safe-mode answer body (`None` for `success`/empty).
+fn reply_of(body: &str) -> Option<Reply> {
+    shop()
+        .read_answer(body, true)
+        .unwrap_or_else(|e| panic!("WeChat would not accept {body:?}: {e}"))
+        .map(|r| r.reply)
+}
+
+/// The value of the counter `line` (name and labels) in `metrics`, 0 when absent.
+fn count(metrics: &str, line: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_pushed_to_both_nodes_runs_once_and_every_answer_is_the_first() {
+    let redis = RedisServer::start();
+    let config = counter(&redis.url(), 400, "");
+    let nodes = Arc::new([Server::start(&config), Server::start(&config)]);
+    let (query, body) = push(&shop(), &text("o_user", "count me", 9801));
+    // WeChat's first attempt and its retry, landing on different nodes at once; then both
+    // again once answered.
+    let at_once: Vec<_> = (0..2)
+        .map(|n| {
+            let (nodes, query, body) = (Arc::clone(&nodes), query.clone(), body.clone());
+            tokio::spawn(async move { nodes[n].post("shop", &query, body).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for answer in at_once {
+        answers.push(answer.await.expect("join"));
+    }
+    for node in nodes.iter() {
+        answers.push(node.post("shop", &query, body.clone()).await);
+    }
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+        assert_eq!(reply_of(answer), Some(Reply::text("run #1")), "{answer}");
+    }
+    // Each answer is encrypted afresh by the node that gives it.
+    assert_ne!(answers[0].1, answers[1].1);
+    let next = nodes[1]
+        .send("shop", &shop(), &text("o_user", "next", 9802))
+        .await;
+    assert_eq!(
+        next.map(|r| r.reply),
+        Some(Reply::text("run #2")),
+        "the plugin ran once for the four attempts"
+    );
+    let (a, b) = (nodes[0].metrics().await, nodes[1].metrics().await);
+    let retries = |outcome: &str| {
+        let line = format!(r#"wxhost_requests_total{{tenant="shop",outcome="{outcome}"}}"#);
+        count(&a, &line) + count(&b, &line)
+    };
+    assert_eq!(
+        retries("reply"),
+        2,
+        "the first attempt and the next message"
+    );
+    assert_eq!(retries("retry_waited") + retries("retry_replayed"), 3);
+    assert_eq!(
+        retries("retry_waited"),
+        1,
+        "one retry came while the first ran"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_on_another_node_is_not_run_for_the_whole_window() {
+    let redis = RedisServer::start();
+    // The shortest TTL the config takes, and a window a little longer.
+    let config = counter(
+        &redis.url(),
+        0,
+        "timestamp_skew_secs = 20\ndedup_ttl_secs = 15",
+    );
+    let nodes = [Server::start(&config), Server::start(&config)];
+    let (query, body) = push(&shop(), &text("o_user", "count me", 9811));
+    let (status, first) = nodes[0].post("shop", &query, body.clone()).await;
+    assert_eq!(
+        (status, reply_of(&first)),
+        (200, Some(Reply::text("run #1")))
+    );
+    let (_, replayed) = nodes[1].post("shop", &query, body.clone()).await;
+    assert_eq!(
+        reply_of(&replayed),
+        Some(Reply::text("run #1")),
+        "within the retry ttl: the first answer"
+    );
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let (status, late) = nodes[1].post("shop", &query, body).await;
+    assert_eq!(status, 200, "{late}");
+    assert_eq!(
+        reply_of(&late),
+        None,
+        "past the retry ttl, inside the window: not run, no reply"
+    );
+    let next = nodes[0]
+        .send("shop", &shop(), &text("o_user", "next", 9812))
+        .await;
+    assert_eq!(next.map(|r| r.reply), Some(Reply::text("run #2")));
+    let metrics = nodes[1].metrics().await;
+    assert_eq!(
+        count(
+            &metrics,
+            r#"wxhost_requests_total{tenant="shop",outcome="replay_ignored"}"#
+        ),
+        1,
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_chain_leaves_the_push_to_a_retry_once_its_lease_ends() {
+    let redis = RedisServer::start();
+    let config = counter(&redis.url(), 600, "");
+    let mut nodes = [Server::start(&config), Server::start(&config)];
+    for node in &nodes {
+        // Both serve before the first push (the plugins compile after the listener binds).
+        node.http
+            .get(node.url("/healthz"))
+            .send()
+            .await
+            .expect("up");
+    }
+    let (query, body) = push(&shop(), &text("o_user", "count me", 9821));
+    let first = {
+        let (url, http) = (nodes[0].url("/wx/shop"), nodes[0].http.clone());
+        let (query, body) = (query.clone(), body.clone());
+        tokio::spawn(async move { http.post(url).query(&query).body(body).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nodes[0].signal("KILL");
+    assert!(
+        first.await.expect("join").is_err(),
+        "node A died before answering"
+    );
+    // WeChat's retries, 1 s apart here: within the lease (the passive budget + 1.3 s) a retry
+    // waits and is answered without a reply in time; after it, a retry runs the chain.
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    loop {
+        let sent = Instant::now();
+        let (status, answer) = nodes[1].post("shop", &query, body.clone()).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            sent.elapsed() < AT_MOST,
+            "answered after {:?}",
+            sent.elapsed()
+        );
+        let reply = reply_of(&answer);
+        answers.push(reply.clone());
+        if reply.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never run again: {answers:?}; {}",
+            nodes[1].logs()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Node A counted its run before it died: the retry is the second run, the one case in
+    // which a push runs twice.
+    assert_eq!(answers.last(), Some(&Some(Reply::text("run #2"))));
+    assert!(
+        answers.len() >= 2,
+        "the first retry came within the lease: {answers:?}"
+    );
+    nodes[0].wait_exit(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_api_sends_across_both_nodes_fetch_one_access_token() {
+    const APPID: &str = "wxcaps";
+    const SECRET: &str = "secretcaps";
+    let redis = RedisServer::start();
+    let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
+    let config = format!(
+        "[storage]\nbackend = \"redis\"\nurl = \"{}\"\n\
+         [[tenants]]\nid = \"t\"\nappid = \"{APPID}\"\ntoken = \"tokencaps\"\nmode = \"plain\"\n\
+         app_secret = \"{SECRET}\"\napi_base_url = \"{}\"\n\
+         [[tenants.plugins]]\nname = \"capability-probe\"\ncapabilities = [\"wechat-api\"]\n\
+         api_paths = [\"cgi-bin/message/custom/send\"]\n",
+        redis.url(),
+        fake.base_url()
+    );
+    let nodes = Arc::new([Server::start(&config), Server::start(&config)]);
+    for node in nodes.iter() {
+        node.http
+            .get(node.url("/healthz"))
+            .send()
+            .await
+            .expect("up");
+    }
+    let wechat = account(APPID, "tokencaps", None, Mode::Plain);
+    let sends: Vec<_> = (0..100u64)
+        .map(|n| {
+            let (nodes, wechat) = (Arc::clone(&nodes), wechat.clone());
+            tokio::spawn(async move {
+                let msg = text(&format!("o_{n}"), "api hello", 9900 + n);
+                nodes[(n % 2) as usize].send("t", &wechat, &msg).await
+            })
+        })
+        .collect();
+    for send in sends {
+        let answer = send.await.expect("join").map(|r| r.reply);
+        assert_eq!(answer, Some(Reply::text("api ok")));
+    }
+    assert_eq!(fake.sent("cgi-bin/message/custom/send").len(), 100);
+    assert_eq!(fake.token_fetches(), 1, "one fetch for both nodes");
 }
