@@ -3,8 +3,9 @@
 # (verify, decrypt, parse, dedup, encode, encrypt with a native echo, no plugins), wxhost
 # with the echo plugin, each in plaintext and safe mode, and wxhost with visit-counter (a kv
 # write on every push, durable before the answer) in safe mode, with kv embedded and with kv on a
-# redis-server (pinned with the load generator, no persistence), and safe echo with its
-# signature bindings on that Redis. The server is pinned to CPU 0 and the
+# redis-server (pinned with the load generator, no persistence), and safe echo on a node with
+# its signature bindings and dedup entries on that Redis (a cluster node; the Redis runs also
+# report their round trips per push). The server is pinned to CPU 0 and the
 # load generator to CPU 1. The eight runs repeat ROUNDS times, interleaved, because this
 # machine's speed drifts by ±20% within minutes: each run is compared with the hello-world run
 # of its own round, and the table gives the median over the rounds. Results: one JSON line per
@@ -79,6 +80,18 @@ stop_server() {
     kill "$server_pid" && wait "$server_pid" 2>/dev/null || true
 }
 
+# round_trips: the Redis commands per push answered so far by this server (its counters are
+# reported every second).
+round_trips() {
+    sleep 1.2
+    curl -s "http://$addr/metrics" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+commands = sum(float(v) for v in re.findall(r"^wxhost_redis_commands_total (\S+)", text, re.M))
+pushes = sum(float(v) for v in re.findall(r"^wxhost_requests_total\{[^}]*\} (\S+)", text, re.M))
+print(f"  {commands:.0f} redis commands for {pushes:.0f} pushes: {commands / max(pushes, 1):.3f} a push")'
+}
+
 load() { # TENANT MODE LABEL
     taskset -c 1 target/release/wxhost-loadgen load --url "http://$addr" --tenant "$1" --mode "$2" \
         --connections "$connections" --seconds "$seconds" --label "$3" |
@@ -110,8 +123,9 @@ for round in $(seq 1 "$rounds"); do
             safe) load bench-safe safe "wxhost + echo plugin, safe mode" ;;
             kv) load bench-kv safe "wxhost + visit-counter (kv), safe" ;;
             redis) load bench-kv safe "visit-counter, kv on Redis, safe" ;;
-            redis-echo) load bench-safe safe "echo, bindings on Redis, safe" ;;
+            redis-echo) load bench-safe safe "echo, dedup on Redis, safe" ;;
         esac
+        case $run in redis*) round_trips ;; esac
         stop_server
     done
 done

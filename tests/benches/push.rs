@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use wxhost::clock::unix_now;
-use wxhost::dedup::{self, Begin, DedupStore, MemoryDedup};
+use wxhost::dedup::{self, Begin, MemoryDedup};
 use wxhost::server::App;
 use wxhost::wechat::xml;
 use wxhost::wechat::{Account, CallbackQuery, Content, EnvelopeParams, Message, Mode, Reply};

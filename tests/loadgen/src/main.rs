@@ -25,7 +25,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use wxhost::clock::unix_now;
-use wxhost::dedup::{self, Begin, DedupStore, MemoryDedup};
+use wxhost::dedup::{self, Begin, MemoryDedup};
 use wxhost::wechat::xml::Element;
 use wxhost::wechat::{Account, CallbackQuery, Content, EnvelopeParams, Message, Reply};
 
