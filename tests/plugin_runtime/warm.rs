@@ -129,12 +129,12 @@ async fn a_trap_drops_the_instance_but_an_error_value_keeps_it() {
 }
 
 #[tokio::test]
-async fn an_instance_whose_memory_grew_past_the_warm_cap_is_not_kept() {
+async fn an_instance_whose_memory_grew_past_the_warm_cap_since_instantiation_is_not_kept() {
     let rt = runtime();
     let plugin = instance_state(&rt);
     let ctx = default_context();
     let warm = WarmInstances::default();
-    let over = wxhost::plugin::WARM_MEMORY_BYTES / (1024 * 1024) + 1;
+    let over = wxhost::plugin::WARM_MEMORY_GROWTH / (1024 * 1024) + 1;
     assert_eq!(
         call(&rt, &plugin, &ctx, &warm, "grow 1").await.as_deref(),
         Ok("instance call #1")
@@ -216,4 +216,23 @@ async fn max_idle_instances_bounds_the_instances_kept() {
         call(&rt, &plugin, &ctx_b, &warm_b, "hi").await.as_deref(),
         Ok("instance call #2")
     );
+}
+
+#[tokio::test]
+async fn a_javascript_instance_is_kept_warm_its_runtime_s_memory_not_counted() {
+    // SpiderMonkey starts with far more than the growth an instance may keep idle: only what a
+    // call grows counts.
+    let rt = runtime();
+    let plugin = load(&rt, "echo-js", wxhost_test_plugins::ECHO_JS);
+    let ctx = default_context();
+    let warm = WarmInstances::default();
+    for n in 0..3 {
+        assert_eq!(
+            call(&rt, &plugin, &ctx, &warm, &format!("hi {n}"))
+                .await
+                .as_deref(),
+            Ok(format!("echo: hi {n}").as_str())
+        );
+        assert_eq!(warm.idle_count(), 1, "kept after call {n}");
+    }
 }

@@ -59,10 +59,6 @@ pub struct Limiter {
     table_elements: usize,
     /// Set when the guest asked for more memory or table than allowed.
     pub refused: bool,
-    /// The largest size any linear memory of the instance was allowed to grow to in this call,
-    /// in bytes (memories never shrink, so an instance over a bound is over it in the call that
-    /// grew it).
-    pub memory_peak: usize,
     /// The instance's linear memories together, in bytes (carried from call to call).
     linear: usize,
     /// Bytes the guest's wasi:http calls stored in the host during this call (fields, request
@@ -81,7 +77,6 @@ impl Limiter {
             memory_bytes,
             table_elements: limits.table_elements as usize,
             refused: false,
-            memory_peak: 0,
             linear,
             host_bytes: 0,
             host_cap: if http_granted {
@@ -118,7 +113,6 @@ impl ResourceLimiter for Limiter {
             && linear.saturating_add(self.host_bytes) <= self.memory_bytes;
         self.refused |= !allowed;
         if allowed {
-            self.memory_peak = self.memory_peak.max(desired);
             self.linear = linear;
         }
         Ok(allowed)
@@ -205,6 +199,9 @@ pub struct CallState {
     pub stderr: Capture,
     /// The current call (a kept instance holds its last one until the next call).
     pub call: PerCall,
+    /// The instance's linear memories once instantiated (a JavaScript or Python runtime starts
+    /// with tens of MiB), in bytes; `None` until then.
+    instantiated_bytes: Option<usize>,
 }
 
 impl CallState {
@@ -239,7 +236,20 @@ impl CallState {
             caller,
             stdout,
             stderr,
+            instantiated_bytes: None,
         }
+    }
+
+    /// Records the instance's memory as it is right after instantiation (once).
+    pub fn mark_instantiated(&mut self) {
+        self.instantiated_bytes
+            .get_or_insert(self.call.limiter.linear);
+    }
+
+    /// How far the instance's linear memories grew past their size at instantiation, in bytes.
+    pub fn memory_grown(&self) -> usize {
+        let linear = self.call.limiter.linear;
+        linear.saturating_sub(self.instantiated_bytes.unwrap_or(linear))
     }
 
     /// The tenant the instance serves.

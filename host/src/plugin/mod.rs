@@ -24,5 +24,5 @@ pub use context::{ApiGrant, CallContext, EarlyReply, HttpGrant, PushScope};
 pub use error::Error;
 pub use limits::{Limits, RuntimeLimits};
 pub use registry::{Registry, ScanReport, valid_name};
-pub use runtime::{CallReport, Outcome, Plugin, Runtime, WARM_MEMORY_BYTES, WarmInstances};
+pub use runtime::{CallReport, Outcome, Plugin, Runtime, WARM_MEMORY_GROWTH, WarmInstances};
 pub use slots::{FairSlots, NoSlot, SlotUse};

@@ -96,7 +96,8 @@ impl Plugin {
 /// Instances kept between the calls of one chain entry (one tenant's use of one plugin, with
 /// one config), so a call need not instantiate. An instance is kept only after a call that
 /// ended normally (a reply, `pass`, `handled` or an error value), within the entry's
-/// `calls_per_instance`, with its memory under [`WARM_MEMORY_BYTES`], holding no wasi:http
+/// `calls_per_instance`, its memory grown by at most [`WARM_MEMORY_GROWTH`] since it was
+/// instantiated, holding no wasi:http
 /// resource and at most `host::WARM_TABLE_ENTRIES` resources, and while the runtime's
 /// `max_idle_instances` allow; it is used again only by the same load of the same plugin in
 /// the same [`CallContext`]. Dropping this drops the instances.
@@ -201,8 +202,10 @@ const MEMORY_KEEP_RESIDENT: usize = 256 * 1024;
 const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
 /// Bytes of a guest's error message or stderr kept in an error.
 const MESSAGE_BYTES: usize = 1024;
-/// An instance whose memory grew past this is not kept warm: it would hold that memory idle.
-pub const WARM_MEMORY_BYTES: usize = 8 * 1024 * 1024;
+/// An instance whose memory grew by more than this since it was instantiated is not kept warm:
+/// it would hold that memory idle. (What it took to instantiate, which a JavaScript or Python
+/// runtime needs whatever the call, does not count.)
+pub const WARM_MEMORY_GROWTH: usize = 8 * 1024 * 1024;
 
 /// The import (any 0.1.x version) by which a plugin asks for raw fields on demand.
 const RAW_FIELDS_IMPORT: &str = "wxhost:plugin/raw-fields@";
@@ -389,7 +392,11 @@ impl Runtime {
         let run = async {
             let bindings = match bindings {
                 Some(bindings) => bindings,
-                None => plugin.pre.instantiate_async(&mut store).await?,
+                None => {
+                    let bindings = plugin.pre.instantiate_async(&mut store).await?;
+                    store.data_mut().mark_instantiated();
+                    bindings
+                }
             };
             let result = bindings.call_handle(&mut store, &input).await?;
             Ok::<_, wasmtime::Error>((bindings, result))
@@ -441,7 +448,7 @@ impl Runtime {
             let state = store.data_mut();
             if calls < limits.calls_per_instance
                 && !state.call.limiter.refused
-                && state.call.limiter.memory_peak <= WARM_MEMORY_BYTES
+                && state.memory_grown() <= WARM_MEMORY_GROWTH
                 && !state.holds_resources()
             {
                 state.end_call();
