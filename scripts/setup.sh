@@ -2,9 +2,12 @@
 # Installs what building and testing wxhost needs, idempotently: the wasm32-wasip2 target for
 # plugins (RUSTUP_AUTO_INSTALL=0 means a toolchain file alone would not install it), and with
 # --tests also redis-server, which the tests of the Redis backend start on a loopback port of
-# their own (the quick start's server needs no Redis).
+# their own, and the JavaScript SDK's build tools (componentize-js and rolldown, from npm, as
+# pinned in package-lock.json), which build the JavaScript plugins the tests run (the quick
+# start's server needs neither).
 #   scripts/setup.sh [--tests]
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "setup: adding the wasm32-wasip2 target" >&2
@@ -17,4 +20,11 @@ if [ "${1:-}" = --tests ] && ! command -v redis-server >/dev/null 2>&1; then
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+
+# `npm ci` again only when the lock changed since the last install (it deletes node_modules).
+if [ "${1:-}" = --tests ] && ! cmp -s package-lock.json node_modules/.wxhost-installed-lock 2>/dev/null; then
+    echo "setup: installing the JavaScript SDK's tools (npm ci)" >&2
+    npm ci --no-audit --no-fund --cache target/npm-cache --loglevel=error
+    cp package-lock.json node_modules/.wxhost-installed-lock
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, integration, property and doc tests of the workspace (the test
-# crate's build script builds the example and misbehaving plugins), and the example plugins'
-# own unit tests, run natively.
+# crate's build script builds the example and misbehaving plugins, Rust and JavaScript), and the
+# example plugins' and the JavaScript SDK's own unit tests, run natively (cargo, node --test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
@@ -13,3 +13,4 @@ else
 fi
 cargo test --workspace --doc
 (cd plugins && cargo test --locked)
+npm test --workspaces --if-present --silent

@@ -1,9 +1,12 @@
 //! Builds the example plugins (`plugins/`) and the misbehaving test plugins (`tests/plugins/`)
-//! for wasm32-wasip2 and exposes their paths as constants (`wxhost_test_plugins::ECHO`, …).
+//! for wasm32-wasip2, and the JavaScript ones (`plugins-js/`, `tests/plugins-js/`) with the
+//! JavaScript SDK's `wxhost-build-js`, and exposes their paths as constants
+//! (`wxhost_test_plugins::ECHO`, `wxhost_test_plugins::ECHO_JS`, …).
 //!
-//! Each workspace is built by a nested cargo in its own directory (so its `.cargo/config.toml`
-//! applies) into `target/wasm`, a target directory of its own: no lock is shared with the
-//! outer build.
+//! Each Rust workspace is built by a nested cargo in its own directory (so its
+//! `.cargo/config.toml` applies) into `target/wasm`, a target directory of its own: no lock is
+//! shared with the outer build. The JavaScript plugins go to `target/wasm-js`, each built once
+//! per change of its sources or of the SDK (about 5 s each: a component of 12 MB).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,6 +45,16 @@ const WORKSPACES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The JavaScript plugins: (folder, name); each folder's entry is `src/plugin.js`.
+const JS_PLUGINS: &[(&str, &str)] = &[
+    ("plugins-js/echo", "echo-js"),
+    ("plugins-js/guess-number", "guess-number-js"),
+    ("plugins-js/quote-cache", "quote-cache-js"),
+    ("tests/plugins-js/infinite-loop", "infinite-loop-js"),
+    ("tests/plugins-js/memory-bomb", "memory-bomb-js"),
+    ("tests/plugins-js/throw", "throw-js"),
+];
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir
@@ -69,6 +82,23 @@ fn main() {
                 path.display().to_string()
             ));
         }
+    }
+    for dir in ["plugin-sdk-js", "package-lock.json"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let js_dir = root.join("target/wasm-js");
+    for (folder, name) in JS_PLUGINS {
+        println!(
+            "cargo:rerun-if-changed={}",
+            root.join(folder).join("src").display()
+        );
+        let path = js_dir.join(format!("{name}.wasm"));
+        build_js(root, &root.join(folder).join("src/plugin.js"), &path);
+        constants.push_str(&format!(
+            "/// `{name}` (JavaScript) built with `wxhost-build-js`.\npub const {}: &str = {:?};\n",
+            name.replace('-', "_").to_uppercase(),
+            path.display().to_string()
+        ));
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("plugins.rs");
     std::fs::write(out, constants).expect("write plugins.rs");
@@ -102,4 +132,24 @@ fn build(cargo: &str, workspace: &Path) {
         "building the plugins in {} failed (is the wasm32-wasip2 target installed? run scripts/setup.sh)",
         workspace.display()
     );
+}
+
+/// Builds the JavaScript plugin `entry` into `out` with the SDK's build tool.
+fn build_js(root: &Path, entry: &Path, out: &Path) {
+    let tool = root.join("plugin-sdk-js/bin/wxhost-build-js.js");
+    assert!(
+        root.join("node_modules/@bytecodealliance/componentize-js")
+            .is_dir(),
+        "the JavaScript build tools are not installed: run `npm ci` in {} (scripts/setup.sh --tests does)",
+        root.display()
+    );
+    let status = Command::new("node")
+        .arg(&tool)
+        .arg(entry)
+        .arg("-o")
+        .arg(out)
+        .current_dir(root)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run node (Node.js 20 or later is needed): {e}"));
+    assert!(status.success(), "building {} failed", entry.display());
 }

@@ -28,6 +28,17 @@ const PLUGINS: &[(&str, &str)] = &[
     ("capability-probe", wxhost_test_plugins::CAPABILITY_PROBE),
 ];
 
+/// The JavaScript plugins, copied only for the servers that ask for them
+/// ([`Server::start_with_js`]): each is a component of 12 MB that compiles in seconds.
+const JS_PLUGINS: &[(&str, &str)] = &[
+    ("echo-js", wxhost_test_plugins::ECHO_JS),
+    ("guess-number-js", wxhost_test_plugins::GUESS_NUMBER_JS),
+    ("quote-cache-js", wxhost_test_plugins::QUOTE_CACHE_JS),
+    ("infinite-loop-js", wxhost_test_plugins::INFINITE_LOOP_JS),
+    ("memory-bomb-js", wxhost_test_plugins::MEMORY_BOMB_JS),
+    ("throw-js", wxhost_test_plugins::THROW_JS),
+];
+
 /// A running server.
 pub struct Server {
     child: Child,
@@ -49,11 +60,24 @@ impl Server {
     /// Starts a server as [`Server::start`] does, run by the command `prefix` (which must exec
     /// the binary, as `prlimit --nofile=256:256 --` does, so the process is the server).
     pub fn start_under(prefix: &[&str], config: &str) -> Server {
+        Server::start_in(prefix, config, PLUGINS.iter().chain(&[]))
+    }
+
+    /// Starts a server as [`Server::start`] does, with the JavaScript plugins in its folder too.
+    pub fn start_with_js(config: &str) -> Server {
+        Server::start_in(&[], config, PLUGINS.iter().chain(JS_PLUGINS))
+    }
+
+    fn start_in<'a>(
+        prefix: &[&str],
+        config: &str,
+        plugins_to_copy: impl Iterator<Item = &'a (&'a str, &'a str)>,
+    ) -> Server {
         let prefix: Vec<String> = prefix.iter().map(|s| (*s).to_owned()).collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).expect("plugins dir");
-        for (name, path) in PLUGINS {
+        for (name, path) in plugins_to_copy {
             std::fs::copy(path, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
         }
         write_config(dir.path(), config);
