@@ -51,7 +51,11 @@ enum Command {
         /// The directory to create it in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The wxhost-sdk crate to depend on (default: the one this wxhost was built from).
+        /// The plugin's language: `rust` or `js` (JavaScript, with TypeScript types).
+        #[arg(long, default_value = "rust")]
+        lang: wxhost::scaffold::Lang,
+        /// The SDK to depend on: the wxhost-sdk crate or the @wxhost/plugin-sdk package
+        /// (default: the one in the repository this wxhost was built from).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -180,20 +184,22 @@ async fn main() -> anyhow::Result<()> {
             };
             print!("{transcript}");
         }
-        Command::NewPlugin { name, dir, sdk } => {
-            let sdk = sdk.unwrap_or_else(wxhost::scaffold::default_sdk_path);
-            let created = wxhost::scaffold::new_plugin(&name, &dir, &sdk)?;
-            let crate_dir = created.display();
-            println!("created {crate_dir}");
+        Command::NewPlugin {
+            name,
+            dir,
+            lang,
+            sdk,
+        } => {
+            let sdk = sdk.unwrap_or_else(|| lang.default_sdk_path());
+            let created = wxhost::scaffold::new_plugin(&name, lang, &dir, &sdk)?;
+            let project = created.display();
+            println!("created {project}");
             println!(
-                "build it: cd {crate_dir} && {}   # → {}",
-                wxhost::scaffold::BUILD_COMMAND,
-                wxhost::scaffold::wasm_output(&name)
+                "build it: cd {project} && {}   # → {}",
+                lang.build_command(),
+                lang.wasm_output(&name)
             );
-            println!(
-                "test it: cd {crate_dir} && {}",
-                wxhost::scaffold::TEST_COMMAND
-            );
+            println!("test it: cd {project} && {}", lang.test_command());
         }
     }
     Ok(())

@@ -1,35 +1,93 @@
-//! `wxhost new-plugin NAME`: creates a plugin crate against `wxhost-sdk` that builds out of the
-//! box: [`BUILD_COMMAND`] (a cargo alias in its `.cargo/config.toml`) builds the wasm32-wasip2
-//! component, and a plain [`TEST_COMMAND`] runs its unit test natively.
+//! `wxhost new-plugin NAME --lang rust|js`: creates a plugin project against the SDK of its
+//! language that builds out of the box with one command ([`Lang::build_command`]) and runs its
+//! unit test natively with another ([`Lang::test_command`]).
+//!
+//! - Rust: a crate against `wxhost-sdk`; `cargo build-plugin` (an alias in its
+//!   `.cargo/config.toml`) builds the wasm32-wasip2 component, `cargo test` its tests.
+//! - JavaScript: an npm package against `@wxhost/plugin-sdk` (installed from the SDK's folder);
+//!   `npm install && npm run build` builds the component with componentize-js, `npm test` runs
+//!   its tests under Node with the SDK's fake host.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use anyhow::{Context as _, bail};
 
 use crate::plugin::valid_name;
 
-/// Builds a scaffolded crate's component, run in its directory: an alias for
-/// `cargo build --release --target wasm32-wasip2`, defined in its `.cargo/config.toml`.
-pub const BUILD_COMMAND: &str = "cargo build-plugin";
-
-/// Runs a scaffolded crate's unit tests natively, run in its directory.
-pub const TEST_COMMAND: &str = "cargo test";
-
-/// Where [`BUILD_COMMAND`] puts the component of plugin `name`, relative to its crate.
-pub fn wasm_output(name: &str) -> String {
-    format!(
-        "target/wasm32-wasip2/release/{}.wasm",
-        name.replace('-', "_")
-    )
+/// The language of a plugin project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Rust, with `wxhost-sdk`.
+    Rust,
+    /// JavaScript (ES modules; TypeScript types included), with `@wxhost/plugin-sdk`.
+    Js,
 }
 
-/// Where this build of wxhost finds the SDK by default (the repository it was built from).
-pub fn default_sdk_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk")
+impl FromStr for Lang {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rust" => Ok(Lang::Rust),
+            "js" | "javascript" => Ok(Lang::Js),
+            other => Err(format!("unknown language {other:?}: rust or js")),
+        }
+    }
 }
 
-/// Creates the crate `name` under `parent`, depending on the SDK at `sdk`; returns its path.
-pub fn new_plugin(name: &str, parent: &Path, sdk: &Path) -> anyhow::Result<PathBuf> {
+impl Lang {
+    /// Builds a project's component, run in its directory.
+    pub fn build_command(self) -> &'static str {
+        match self {
+            // An alias for `cargo build --release --target wasm32-wasip2`, defined in the
+            // crate's `.cargo/config.toml`.
+            Lang::Rust => "cargo build-plugin",
+            Lang::Js => "npm install && npm run build",
+        }
+    }
+
+    /// Runs a project's unit tests natively, run in its directory.
+    pub fn test_command(self) -> &'static str {
+        match self {
+            Lang::Rust => "cargo test",
+            Lang::Js => "npm test",
+        }
+    }
+
+    /// Where the build command puts the component of plugin `name`, relative to its project.
+    pub fn wasm_output(self, name: &str) -> String {
+        match self {
+            Lang::Rust => format!(
+                "target/wasm32-wasip2/release/{}.wasm",
+                name.replace('-', "_")
+            ),
+            Lang::Js => format!("dist/{name}.wasm"),
+        }
+    }
+
+    /// Where this build of wxhost finds the language's SDK by default (the repository it was
+    /// built from).
+    pub fn default_sdk_path(self) -> PathBuf {
+        let dir = match self {
+            Lang::Rust => "../plugin-sdk",
+            Lang::Js => "../plugin-sdk-js",
+        };
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)
+    }
+
+    /// The file that marks a folder as the language's SDK.
+    fn sdk_marker(self) -> (&'static str, &'static str) {
+        match self {
+            Lang::Rust => ("Cargo.toml", "the wxhost-sdk crate"),
+            Lang::Js => ("package.json", "the @wxhost/plugin-sdk package"),
+        }
+    }
+}
+
+/// Creates the project `name` in `lang` under `parent`, depending on the SDK at `sdk`; returns
+/// its path.
+pub fn new_plugin(name: &str, lang: Lang, parent: &Path, sdk: &Path) -> anyhow::Result<PathBuf> {
     if !valid_name(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         bail!(
             "invalid plugin name {name:?}: start with a lowercase letter, then use a-z 0-9 - _ (at most 64)"
@@ -38,23 +96,24 @@ pub fn new_plugin(name: &str, parent: &Path, sdk: &Path) -> anyhow::Result<PathB
     let sdk = sdk
         .canonicalize()
         .with_context(|| format!("the SDK is not at {} (pass --sdk PATH)", sdk.display()))?;
-    if !sdk.join("Cargo.toml").is_file() {
-        bail!(
-            "{} has no Cargo.toml: not the wxhost-sdk crate",
-            sdk.display()
-        );
+    let (marker, what) = lang.sdk_marker();
+    if !sdk.join(marker).is_file() {
+        bail!("{} has no {marker}: not {what}", sdk.display());
     }
     let dir = parent.join(name);
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    let files = [
-        ("Cargo.toml", cargo_toml(name, &sdk)),
-        (".cargo/config.toml", CONFIG.to_owned()),
-        (".gitignore", "/target\n".to_owned()),
-        ("src/lib.rs", lib_rs(name)),
-        ("README.md", readme(name)),
-    ];
+    let files = match lang {
+        Lang::Rust => vec![
+            ("Cargo.toml", cargo_toml(name, &sdk)),
+            (".cargo/config.toml", CONFIG.to_owned()),
+            (".gitignore", "/target\n".to_owned()),
+            ("src/lib.rs", lib_rs(name)),
+            ("README.md", readme(name)),
+        ],
+        Lang::Js => js::files(name, &sdk),
+    };
     for (path, content) in files {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
@@ -157,17 +216,18 @@ mod tests {{
 }
 
 fn readme(name: &str) -> String {
-    let wasm = wasm_output(name);
+    let wasm = Lang::Rust.wasm_output(name);
+    let (build, test) = (Lang::Rust.build_command(), Lang::Rust.test_command());
     format!(
         r#"# {name}
 
 A wxhost plugin.
 
-- Build: `{BUILD_COMMAND}`, an alias set in `.cargo/config.toml` for
+- Build: `{build}`, an alias set in `.cargo/config.toml` for
   `cargo build --release --target wasm32-wasip2` (install the target once with
   `rustup target add wasm32-wasip2`). It writes the component to
   `{wasm}`.
-- Test: `{TEST_COMMAND}` runs the unit tests natively, with `wxhost_sdk::testing::TestHost`
+- Test: `{test}` runs the unit tests natively, with `wxhost_sdk::testing::TestHost`
   standing in for the host (kv, settings, log, HTTP, the WeChat API).
 - Deploy: copy the component to the host's plugins folder as `{name}.wasm`; it is loaded
   within a second, no restart.
@@ -176,6 +236,8 @@ A wxhost plugin.
 "#
     )
 }
+
+mod js;
 
 #[cfg(test)]
 mod tests {
@@ -193,14 +255,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         for bad in ["", "9lives", "Upper", "has space", "../escape", "dots.too"] {
             assert!(
-                new_plugin(bad, dir.path(), &default_sdk_path()).is_err(),
+                new_plugin(bad, Lang::Rust, dir.path(), &Lang::Rust.default_sdk_path()).is_err(),
                 "{bad:?}"
             );
         }
-        new_plugin("twice", dir.path(), &default_sdk_path()).expect("first");
-        let err = new_plugin("twice", dir.path(), &default_sdk_path()).expect_err("second");
+        let rust_sdk = Lang::Rust.default_sdk_path();
+        new_plugin("twice", Lang::Rust, dir.path(), &rust_sdk).expect("first");
+        let err = new_plugin("twice", Lang::Js, dir.path(), &Lang::Js.default_sdk_path())
+            .expect_err("second");
         assert!(err.to_string().contains("already exists"), "{err}");
-        let err = new_plugin("nosdk", dir.path(), Path::new("/nonexistent")).expect_err("sdk");
+        let err = new_plugin("nosdk", Lang::Rust, dir.path(), Path::new("/nonexistent"))
+            .expect_err("sdk");
         assert!(err.to_string().contains("pass --sdk"), "{err}");
+        let err = new_plugin("wrongsdk", Lang::Js, dir.path(), &rust_sdk).expect_err("sdk");
+        assert!(
+            err.to_string()
+                .contains("not the @wxhost/plugin-sdk package"),
+            "{err}"
+        );
+        assert_eq!("js".parse(), Ok(Lang::Js));
+        assert!("cobol".parse::<Lang>().is_err());
     }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
+use wxhost::scaffold::Lang;
 
 use super::{context, reply_text, runtime, text};
 
@@ -36,22 +37,20 @@ fn cargo_in(dir: &Path, args: &[&str]) -> Command {
 #[tokio::test]
 async fn a_new_plugin_builds_out_of_the_box_and_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let crate_dir = wxhost::scaffold::new_plugin(
-        "hello-bot",
-        dir.path(),
-        &wxhost::scaffold::default_sdk_path(),
-    )
-    .expect("scaffold");
+    let rust = Lang::Rust;
+    let crate_dir =
+        wxhost::scaffold::new_plugin("hello-bot", rust, dir.path(), &rust.default_sdk_path())
+            .expect("scaffold");
 
     // The commands `wxhost new-plugin` prints, as they are.
-    let build: Vec<&str> = wxhost::scaffold::BUILD_COMMAND.split(' ').collect();
+    let build: Vec<&str> = rust.build_command().split(' ').collect();
     assert_eq!(build, ["cargo", "build-plugin"]);
     let status = cargo_in(&crate_dir, &[build[1], "--quiet"])
         .status()
         .expect("cargo runs");
     assert!(status.success(), "the scaffolded plugin does not build");
 
-    let test: Vec<&str> = wxhost::scaffold::TEST_COMMAND.split(' ').collect();
+    let test: Vec<&str> = rust.test_command().split(' ').collect();
     assert_eq!(test, ["cargo", "test"]);
     let output = cargo_in(&crate_dir, &[test[1]])
         .output()
@@ -68,7 +67,7 @@ async fn a_new_plugin_builds_out_of_the_box_and_runs() {
     );
 
     assert_eq!(
-        wxhost::scaffold::wasm_output("hello-bot"),
+        rust.wasm_output("hello-bot"),
         "target/wasm32-wasip2/release/hello_bot.wasm"
     );
     let wasm = plugin_target_dir().join("wasm32-wasip2/release/hello_bot.wasm");
@@ -85,5 +84,61 @@ async fn a_new_plugin_builds_out_of_the_box_and_runs() {
     assert_eq!(
         reply_text(rt.call(&plugin, &ctx, &text("o", "hi")).await.result),
         "bot heard: hi"
+    );
+}
+
+#[tokio::test]
+async fn a_new_javascript_plugin_builds_and_tests_out_of_the_box_and_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let js = Lang::Js;
+    let project = wxhost::scaffold::new_plugin("hello-js", js, dir.path(), &js.default_sdk_path())
+        .expect("scaffold");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The printed commands, run by a shell as a user would; npm reads what it can from the
+    // repository's cache (filled by `npm ci` there).
+    let run = |command: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(&project)
+            .env("npm_config_cache", repo.join("target/npm-cache"))
+            .env("npm_config_prefer_offline", "true")
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .output()
+            .expect("sh runs")
+    };
+    assert_eq!(js.build_command(), "npm install && npm run build");
+    let built = run(js.build_command());
+    assert!(
+        built.status.success(),
+        "the scaffolded JavaScript plugin does not build:\n{}\n{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert_eq!(js.test_command(), "npm test");
+    let tested = run(js.test_command());
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success()
+            && stdout.contains("ok 1 - answers text with the configured prefix"),
+        "its test fails or did not run:\n{stdout}\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+
+    let wasm = project.join(js.wasm_output("hello-js"));
+    let rt = runtime();
+    let plugin = rt
+        .load("hello-js", &std::fs::read(&wasm).expect("built"))
+        .expect("loads");
+    let ctx = context(
+        "demo",
+        json!({ "prefix": "js heard" }),
+        std::sync::Arc::new(wxhost::storage::MemoryKv::default()),
+        wxhost::plugin::Limits::default(),
+    );
+    assert_eq!(
+        reply_text(rt.call(&plugin, &ctx, &text("o", "hi")).await.result),
+        "js heard: hi"
     );
 }
