@@ -1,5 +1,6 @@
 //! Per-message plugin cost: `handle` of the `echo` plugin on a typical text message in a fresh
-//! instance and in a warm one, next to the same logic as a native Rust function.
+//! instance and in a warm one, next to the same logic as a native Rust function, and the same
+//! for `echo-js`, the JavaScript port (componentize-js: SpiderMonkey in the component).
 //!
 //! `cargo bench -p wxhost-tests --bench plugin_call`
 
@@ -47,6 +48,13 @@ fn per_message(c: &mut Criterion) {
         "你好，请问今天营业到几点？Do you open late today?",
     ));
 
+    let echo_js = runtime
+        .load(
+            "echo-js",
+            &std::fs::read(plugins::ECHO_JS).expect("echo-js built"),
+        )
+        .expect("echo-js loads");
+
     let mut group = c.benchmark_group("per_message");
     group.bench_function("native_echo", |b| b.iter(|| native_echo(black_box(&msg))));
     group.bench_function("wasm_echo_fresh_instance", |b| {
@@ -72,6 +80,34 @@ fn per_message(c: &mut Criterion) {
             report
         })
     });
+    group.bench_function("js_echo_fresh_instance", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let report = runtime.call(&echo_js, &ctx, black_box(&msg)).await;
+            assert!(report.result.is_ok());
+            report
+        })
+    });
+    let warm_js = WarmInstances::default();
+    group.bench_function("js_echo_warm_instance", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let report = runtime
+                .call_with(
+                    &echo_js,
+                    &ctx,
+                    Some(&warm_js),
+                    black_box(&msg),
+                    &PushScope::default(),
+                )
+                .await;
+            assert!(report.result.is_ok());
+            report
+        })
+    });
+    assert_eq!(
+        warm_js.idle_count(),
+        1,
+        "the JavaScript instance was kept warm"
+    );
     group.finish();
 }
 
