@@ -14,3 +14,6 @@ fi
 cargo test --workspace --doc
 (cd plugins && cargo test --locked)
 npm test --workspaces --if-present --silent
+for dir in plugin-sdk-py plugins-py/*/; do
+    (cd "$dir" && "$OLDPWD/target/py-venv/bin/python" -m pytest -q -p no:cacheprovider)
+done

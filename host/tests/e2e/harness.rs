@@ -28,17 +28,6 @@ const PLUGINS: &[(&str, &str)] = &[
     ("capability-probe", wxhost_test_plugins::CAPABILITY_PROBE),
 ];
 
-/// The JavaScript plugins, copied only for the servers that ask for them
-/// ([`Server::start_with_js`]): each is a component of 12 MB that compiles in seconds.
-const JS_PLUGINS: &[(&str, &str)] = &[
-    ("echo-js", wxhost_test_plugins::ECHO_JS),
-    ("guess-number-js", wxhost_test_plugins::GUESS_NUMBER_JS),
-    ("quote-cache-js", wxhost_test_plugins::QUOTE_CACHE_JS),
-    ("infinite-loop-js", wxhost_test_plugins::INFINITE_LOOP_JS),
-    ("memory-bomb-js", wxhost_test_plugins::MEMORY_BOMB_JS),
-    ("throw-js", wxhost_test_plugins::THROW_JS),
-];
-
 /// A running server.
 pub struct Server {
     child: Child,
@@ -63,9 +52,10 @@ impl Server {
         Server::start_in(prefix, config, PLUGINS.iter().chain(&[]))
     }
 
-    /// Starts a server as [`Server::start`] does, with the JavaScript plugins in its folder too.
-    pub fn start_with_js(config: &str) -> Server {
-        Server::start_in(&[], config, PLUGINS.iter().chain(JS_PLUGINS))
+    /// Starts a server as [`Server::start`] does, with `more` plugins (name, path) in its
+    /// folder too (the JavaScript and Python ones are large: each test names those it needs).
+    pub fn start_with(config: &str, more: &[(&str, &str)]) -> Server {
+        Server::start_in(&[], config, PLUGINS.iter().chain(more))
     }
 
     fn start_in<'a>(

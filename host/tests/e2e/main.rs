@@ -9,7 +9,7 @@ mod connections;
 mod dedup;
 mod exactly_once;
 mod http;
-mod javascript;
+mod languages;
 mod nodes;
 mod reload;
 mod tenants;

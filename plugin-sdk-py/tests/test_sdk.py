@@ -1,0 +1,176 @@
+from pathlib import Path
+
+import pytest
+
+from wxhost_sdk import (
+    CustomMessage,
+    KvError,
+    Message,
+    Outcome,
+    Reply,
+    WechatError,
+    article,
+    config,
+    export,
+    kv,
+    log,
+    reply_early,
+    types,
+    validate_reply,
+    wechat,
+)
+from wxhost_sdk.testing import PluginError, TestHost, event_message, text_message
+
+
+def run(host: TestHost, fn, msg=None):
+    return host.handle(export(fn), msg or text_message("o_user", "hi"))
+
+
+def test_a_message_exposes_its_envelope_text_event_and_raw_fields() -> None:
+    seen = {}
+
+    def look(m: Message) -> None:
+        seen.update(
+            sender=m.from_user,
+            to=m.to_user,
+            tenant=m.tenant,
+            text=m.text(),
+            event=m.event(),
+            msg_id=m.envelope.msg_id,
+            content=m.field("Content"),
+            missing=m.field("Nope"),
+        )
+
+    msg = text_message("o_user", "hi", msg_id=2**63 + 5, fields=[types.Field("Content", "hi")])
+    assert run(TestHost(), look, msg) == Outcome.pass_()
+    assert seen == dict(
+        sender="o_user", to="gh_test", tenant="test", text="hi", event=None,
+        msg_id=2**63 + 5, content="hi", missing=None,
+    )
+    click = event_message("o_user", types.Event_Click("MENU_1"))
+    answer = run(TestHost(), lambda m: Reply.text(f"{m.event().value} {m.text()}"), click)
+    assert answer == Outcome.reply(Reply.text("MENU_1 None"))
+
+
+def test_a_handler_returns_a_reply_an_outcome_or_nothing() -> None:
+    host = TestHost()
+    assert run(host, lambda m: Reply.text("x")) == Outcome.reply(Reply.text("x"))
+    assert run(host, lambda m: Outcome.handled()) == Outcome.handled()
+    assert run(host, lambda m: None) == Outcome.pass_()
+    with pytest.raises(PluginError, match="returns a Reply, an Outcome or None"):
+        run(host, lambda m: "a bare string")
+
+
+def test_what_a_plugin_raises_is_its_error_with_its_message() -> None:
+    def boom(m: Message) -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(PluginError, match="^RuntimeError: boom$"):
+        run(TestHost(), boom)
+
+
+def test_replies_are_checked_against_wechats_rules() -> None:
+    host = TestHost()
+    with pytest.raises(PluginError, match="2049 bytes exceeds WeChat's 2048-byte limit"):
+        run(host, lambda m: Reply.text("a" * 2049))
+    assert run(host, lambda m: Reply.text("字" * 682)) == Outcome.reply(Reply.text("字" * 682))
+    with pytest.raises(PluginError, match="`media_id` must not be empty"):
+        run(host, lambda m: Reply.image(""))
+    with pytest.raises(PluginError, match="character XML cannot carry"):
+        run(host, lambda m: Reply.text("bell \x07"))
+    with pytest.raises(PluginError, match="9 articles"):
+        run(host, lambda m: Reply.news([article(f"t{i}", "https://e.com") for i in range(9)]))
+    validate_reply(Reply.music("thumb", title="song"))
+    with pytest.raises(ValueError, match="kf_account"):
+        validate_reply(Reply.transfer_customer_service("k" * 65))
+
+
+def test_kv_stores_bytes_text_and_json_with_ttls_and_increments() -> None:
+    host = TestHost()
+
+    def use(m: Message) -> None:
+        kv.set("bytes", b"\x00\xff")
+        kv.set("text", "你好", ttl_secs=30)
+        kv.set_json("json", {"a": [1, 2]})
+        assert kv.increment("n") == 1
+        assert kv.increment("n", 41) == 42
+        assert kv.get("bytes") == b"\x00\xff"
+        assert kv.get_str("text") == "你好"
+        assert kv.get_json("json") == {"a": [1, 2]}
+        assert kv.get("absent") is None
+        assert kv.delete("json") and not kv.delete("json")
+
+    run(host, use)
+    assert host.kv_ttl("text") == 30
+    assert host.kv_get("n") == b"42"
+
+
+def test_kv_failures_are_kv_errors_with_their_kind() -> None:
+    host = TestHost().kv_put("word", "abc").kv_put("max", str(2**63 - 1))
+
+    def fail(m: Message) -> None:
+        with pytest.raises(KvError) as e:
+            kv.set("k" * 257, "v")
+        assert (e.value.kind, e.value.detail) == ("key-too-long", 256)
+        with pytest.raises(KvError, match="value-too-large"):
+            kv.set("k", "v" * (64 * 1024 + 1))
+        with pytest.raises(KvError, match="not-a-number"):
+            kv.increment("word")
+        with pytest.raises(KvError, match="overflow"):
+            kv.increment("max")
+
+    run(host, fail)
+    with pytest.raises(PluginError, match="^KvError: kv: not-a-number$"):
+        run(host, lambda m: kv.increment("word"))
+
+
+def test_settings_and_logs() -> None:
+    host = TestHost().setting("max", 10).setting("names", ["a"])
+
+    def use(m: Message) -> None:
+        assert config.get("max") == 10
+        assert config.get("absent", 7) == 7
+        assert config.get_all() == {"max": 10, "names": ["a"]}
+        log.info("hello")
+        log.warn(42)
+
+    run(host, use)
+    assert host.logs == [("info", "hello"), ("warn", "42")]
+
+
+def test_the_wechat_api() -> None:
+    host = TestHost().api_answer("cgi-bin/menu/get", {"menu": {"button": []}})
+
+    def use(m: Message) -> None:
+        wechat.send_text("late")
+        wechat.send_custom(CustomMessage.image("m1"), "o_other")
+        assert wechat.send_template("T1", {"thing1": "x", "amount": (5, "#f00")}) == 1
+        assert wechat.call("get", "cgi-bin/menu/get", {"a": 1}) == {"menu": {"button": []}}
+        with pytest.raises(WechatError) as e:
+            wechat.call("post", "cgi-bin/other", body={"x": 1})
+        assert e.value.kind == "denied"
+
+    run(host, use)
+    assert host.custom_messages == [(None, CustomMessage.text("late")), ("o_other", CustomMessage.image("m1"))]
+    assert [(f.name, f.value, f.color) for f in host.templates[0].data] == [("thing1", "x", None), ("amount", "5", "#f00")]
+    assert host.api_calls[0] == ("get", "cgi-bin/menu/get", [("a", "1")], None)
+    assert host.api_calls[1][3] == '{"x": 1}'
+
+
+def test_an_early_reply_is_sent_once_per_message() -> None:
+    host = TestHost()
+
+    def early(m: Message) -> object:
+        reply_early(Reply.text("working on it"))
+        with pytest.raises(RuntimeError, match="already answered"):
+            reply_early(Reply.text("again"))
+        return Reply.text("done")
+
+    assert run(host, early) == Outcome.reply(Reply.text("done"))
+    assert host.early_replies == [Reply.text("working on it")]
+
+
+def test_the_sdk_builds_against_the_hosts_own_wit_world() -> None:
+    sdk = Path(__file__).parent.parent / "wit" / "plugin.wit"
+    host = Path(__file__).parent.parent.parent / "wit" / "plugin.wit"
+    assert sdk.read_text() == host.read_text(), "plugin-sdk-py/wit/plugin.wit must copy wit/plugin.wit"

@@ -1,0 +1,487 @@
+"""wxhost_sdk: write wxhost plugins (WeChat Official Account bots) in Python.
+
+A plugin is a module defining ``handle(msg) -> reply | Outcome | None`` and exporting it with
+``WitWorld = export(handle)``; ``python -m wxhost_sdk.build app.py`` builds the component with
+componentize-py against the host's WIT world (``wit/plugin.wit``, unchanged). The values are
+the world's own types, as componentize-py generates them (``wit_world.imports.types``):
+``Reply.text("hi")`` is ``Reply_Text(value="hi")``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Optional, Union
+
+from . import _bindings  # noqa: F401  (natively: generates the world's bindings first)
+from componentize_py_types import Err
+from wit_world.imports import config as _config
+from wit_world.imports import early_reply as _early
+from wit_world.imports import kv as _kv
+from wit_world.imports import log as _log
+from wit_world.imports import raw_fields as _raw_fields
+from wit_world.imports import types
+from wit_world.imports import wechat_api as _wechat
+
+__all__ = [
+    "CustomMessage",
+    "KvError",
+    "Message",
+    "Outcome",
+    "Reply",
+    "ReplyError",
+    "WechatError",
+    "article",
+    "config",
+    "export",
+    "kv",
+    "log",
+    "reply_early",
+    "types",
+    "validate_reply",
+    "wechat",
+]
+
+# ---- messages ----
+
+
+class Message:
+    """A message pushed to the account, with accessors for what plugins read most."""
+
+    def __init__(self, wire: types.Message) -> None:
+        self.envelope: types.Envelope = wire.envelope
+        self.content: types.Content = wire.content
+        self._fields: Optional[list[types.Field]] = list(wire.fields) or None
+
+    @property
+    def from_user(self) -> str:
+        """The sender's openid."""
+        return self.envelope.from_user
+
+    @property
+    def to_user(self) -> str:
+        """The account's id (``ToUserName``)."""
+        return self.envelope.to_user
+
+    @property
+    def tenant(self) -> str:
+        """The tenant it was pushed to."""
+        return self.envelope.tenant
+
+    def text(self) -> Optional[str]:
+        """The text of a text message, else ``None``."""
+        if isinstance(self.content, types.Content_Text):
+            return self.content.value.content
+        return None
+
+    def event(self) -> Optional[types.Event]:
+        """The event of an event push (``Event_Subscribe(…)``, …), else ``None``."""
+        if isinstance(self.content, types.Content_Event):
+            return self.content.value
+        return None
+
+    def field(self, path: str) -> Optional[str]:
+        """A raw XML field by its path (``EventKey``, ``ScanCodeInfo/ScanResult``), fetched
+        from the host the first time a field is asked for."""
+        if self._fields is None:
+            self._fields = list(_raw_fields.get())
+        return next((f.value for f in self._fields if f.path == path), None)
+
+
+# ---- replies and outcomes ----
+
+MAX_TEXT_BYTES = 2048
+"""WeChat's limit on a text reply, in UTF-8 bytes."""
+MAX_ARTICLES = 8
+"""WeChat's limit on the articles of a news reply."""
+FIELD_LIMITS = {
+    "content": MAX_TEXT_BYTES,
+    "title": 256,
+    "description": 1024,
+    "pic_url": 2048,
+    "url": 2048,
+    "music_url": 2048,
+    "hq_music_url": 2048,
+    "media_id": 128,
+    "thumb_media_id": 128,
+    "kf_account": 64,
+}
+"""The host's caps on reply fields, in UTF-8 bytes (the Rust SDK's)."""
+
+ReplyValue = types.Reply
+
+
+class Reply:
+    """Builders of passive replies."""
+
+    @staticmethod
+    def text(content: str) -> types.Reply:
+        return types.Reply_Text(value=str(content))
+
+    @staticmethod
+    def image(media_id: str) -> types.Reply:
+        return types.Reply_Image(value=media_id)
+
+    @staticmethod
+    def voice(media_id: str) -> types.Reply:
+        return types.Reply_Voice(value=media_id)
+
+    @staticmethod
+    def video(media_id: str, title: str = "", description: str = "") -> types.Reply:
+        return types.Reply_Video(value=types.VideoReply(media_id, title, description))
+
+    @staticmethod
+    def music(
+        thumb_media_id: str,
+        title: str = "",
+        description: str = "",
+        music_url: str = "",
+        hq_music_url: str = "",
+    ) -> types.Reply:
+        return types.Reply_Music(
+            value=types.MusicReply(title, description, music_url, hq_music_url, thumb_media_id)
+        )
+
+    @staticmethod
+    def news(articles: list[types.Article]) -> types.Reply:
+        return types.Reply_News(value=list(articles))
+
+    @staticmethod
+    def transfer_customer_service(kf_account: Optional[str] = None) -> types.Reply:
+        return types.Reply_TransferCustomerService(value=kf_account)
+
+
+def article(title: str, url: str, description: str = "", pic_url: str = "") -> types.Article:
+    """An article of a news reply."""
+    return types.Article(title=title, description=description, pic_url=pic_url, url=url)
+
+
+class Outcome:
+    """What a plugin decided: a reply, handled (no reply, stop the chain), or pass."""
+
+    @staticmethod
+    def reply(reply: types.Reply) -> types.Outcome:
+        return types.Outcome_Reply(value=reply)
+
+    @staticmethod
+    def handled() -> types.Outcome:
+        return types.Outcome_Handled()
+
+    @staticmethod
+    def pass_() -> types.Outcome:
+        return types.Outcome_Pass()
+
+
+_REPLIES = (
+    types.Reply_Text,
+    types.Reply_Image,
+    types.Reply_Voice,
+    types.Reply_Video,
+    types.Reply_Music,
+    types.Reply_News,
+    types.Reply_TransferCustomerService,
+)
+_OUTCOMES = (types.Outcome_Reply, types.Outcome_Handled, types.Outcome_Pass)
+
+
+class ReplyError(ValueError):
+    """A reply breaks WeChat's rules (the host would refuse it as the plugin's error)."""
+
+
+def _check(name: str, value: Any, required: bool = False) -> None:
+    if not isinstance(value, str):
+        raise ReplyError(f"reply field `{name}` must be a string, got {type(value).__name__}")
+    if required and not value:
+        raise ReplyError(f"reply field `{name}` must not be empty")
+    if any(
+        (ord(c) < 0x20 and c not in "\t\n\r") or c in "\ufffe\uffff" for c in value
+    ):
+        raise ReplyError(
+            f"reply field `{name}` contains a character XML cannot carry (a control character)"
+        )
+    size = len(value.encode())
+    limit = FIELD_LIMITS.get(name)
+    if limit is not None and size > limit:
+        raise ReplyError(f"reply field `{name}` of {size} bytes exceeds the {limit}-byte limit")
+
+
+def validate_reply(reply: types.Reply) -> None:
+    """Checks ``reply`` against WeChat's rules and the host's caps; raises ``ReplyError``."""
+    if isinstance(reply, types.Reply_Text):
+        size = len(str(reply.value).encode())
+        if size > MAX_TEXT_BYTES:
+            raise ReplyError(f"text reply of {size} bytes exceeds WeChat's 2048-byte limit")
+        _check("content", reply.value)
+    elif isinstance(reply, (types.Reply_Image, types.Reply_Voice)):
+        _check("media_id", reply.value, required=True)
+    elif isinstance(reply, types.Reply_Video):
+        _check("media_id", reply.value.media_id, required=True)
+        _check("title", reply.value.title)
+        _check("description", reply.value.description)
+    elif isinstance(reply, types.Reply_Music):
+        _check("thumb_media_id", reply.value.thumb_media_id, required=True)
+        for name in ("title", "description", "music_url", "hq_music_url"):
+            _check(name, getattr(reply.value, name))
+    elif isinstance(reply, types.Reply_News):
+        if not 1 <= len(reply.value) <= MAX_ARTICLES:
+            raise ReplyError(f"news reply has {len(reply.value)} articles; WeChat accepts 1 to 8")
+        for a in reply.value:
+            for name in ("title", "description", "pic_url", "url"):
+                _check(name, getattr(a, name))
+    elif isinstance(reply, types.Reply_TransferCustomerService):
+        if reply.value is not None:
+            _check("kf_account", reply.value)
+    else:
+        raise ReplyError(f"not a reply: {reply!r}")
+
+
+def to_outcome(value: Union[types.Reply, types.Outcome, None]) -> types.Outcome:
+    """The outcome a handler's return value stands for: a reply, an ``Outcome``, or ``None``
+    (pass). Anything else is an error."""
+    if value is None:
+        return types.Outcome_Pass()
+    if isinstance(value, _REPLIES):
+        validate_reply(value)
+        return types.Outcome_Reply(value=value)
+    if isinstance(value, _OUTCOMES):
+        if isinstance(value, types.Outcome_Reply):
+            validate_reply(value.value)
+        return value
+    raise TypeError(f"a plugin returns a Reply, an Outcome or None; it returned {value!r}")
+
+
+Handler = Callable[[Message], Union[types.Reply, types.Outcome, None]]
+
+
+def export(handle: Handler) -> type:
+    """The component's export for ``handle``: write ``WitWorld = export(handle)`` in the
+    plugin's module. What ``handle`` raises is reported as the plugin's error, with its
+    message."""
+
+    class WitWorld:
+        def handle(self, msg: types.Message) -> types.Outcome:
+            try:
+                return to_outcome(handle(Message(msg)))
+            except Err:
+                raise
+            except Exception as e:  # every failure is the plugin's error, with its message
+                detail = str(e)
+                name = type(e).__name__
+                raise Err(f"{name}: {detail}" if detail else name) from e
+
+    WitWorld.plugin = staticmethod(handle)  # type: ignore[attr-defined]
+    return WitWorld
+
+
+def reply_early(reply: types.Reply) -> None:
+    """Answers the push now with ``reply`` while the plugin goes on; what it returns then is
+    delivered late. Once per message."""
+    validate_reply(reply)
+    try:
+        _early.send(reply)
+    except Err as e:
+        raise RuntimeError(f"early reply refused: {e.value}") from None
+
+
+# ---- kv ----
+
+
+class KvError(Exception):
+    """A kv call failed. ``kind``: ``key-too-long``, ``value-too-large``, ``quota-exceeded``,
+    ``not-a-number``, ``overflow`` or ``unavailable``; ``detail`` the limit or the reason."""
+
+    def __init__(self, kind: str, detail: Any = None) -> None:
+        super().__init__(f"kv: {kind}" if detail is None else f"kv: {kind} ({detail})")
+        self.kind = kind
+        self.detail = detail
+
+
+_KV_KINDS = {
+    _kv.Error_KeyTooLong: "key-too-long",
+    _kv.Error_ValueTooLarge: "value-too-large",
+    _kv.Error_QuotaExceeded: "quota-exceeded",
+    _kv.Error_NotANumber: "not-a-number",
+    _kv.Error_Overflow: "overflow",
+    _kv.Error_Unavailable: "unavailable",
+}
+
+
+def _kv_call(f: Callable[[], Any]) -> Any:
+    try:
+        return f()
+    except Err as e:
+        error = e.value
+        raise KvError(_KV_KINDS.get(type(error), "unavailable"), getattr(error, "value", None)) from None
+
+
+class _Kv:
+    """The plugin's own key-value store (per tenant and plugin), kept by the host."""
+
+    def get(self, key: str) -> Optional[bytes]:
+        """The value of ``key``, or ``None``."""
+        return _kv_call(lambda: _kv.get(key))
+
+    def get_str(self, key: str) -> Optional[str]:
+        """The value of ``key`` as UTF-8 text, or ``None``."""
+        value = self.get(key)
+        return None if value is None else value.decode()
+
+    def get_json(self, key: str) -> Any:
+        """The value of ``key`` parsed as JSON, or ``None``."""
+        text = self.get_str(key)
+        return None if text is None else json.loads(text)
+
+    def set(self, key: str, value: Union[str, bytes], ttl_secs: Optional[int] = None) -> None:
+        """Sets ``key`` to ``value``, forgotten after ``ttl_secs`` if given."""
+        data = value.encode() if isinstance(value, str) else bytes(value)
+        _kv_call(lambda: _kv.set(key, data, ttl_secs))
+
+    def set_json(self, key: str, value: Any, ttl_secs: Optional[int] = None) -> None:
+        """Sets ``key`` to ``value`` as JSON."""
+        self.set(key, json.dumps(value), ttl_secs)
+
+    def delete(self, key: str) -> bool:
+        """Deletes ``key``; whether it was there."""
+        return bool(_kv_call(lambda: _kv.delete(key)))
+
+    def increment(self, key: str, delta: int = 1) -> int:
+        """Adds ``delta`` to the integer at ``key`` (0 if absent), atomically; the new value."""
+        return int(_kv_call(lambda: _kv.increment(key, delta)))
+
+
+kv = _Kv()
+
+# ---- settings and logging ----
+
+
+class _Config:
+    """The plugin's settings (``settings = { … }`` in the tenant's config)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The setting ``key`` parsed from its JSON, or ``default``."""
+        value = _config.get(key)
+        return default if value is None else json.loads(value)
+
+    def get_all(self) -> dict[str, Any]:
+        """Every setting."""
+        return json.loads(_config.get_all())
+
+
+config = _Config()
+
+
+class _Log:
+    """Lines in the host's log, tagged with the tenant and plugin."""
+
+    def trace(self, message: str) -> None:
+        _log.log(_log.Level.TRACE, str(message))
+
+    def debug(self, message: str) -> None:
+        _log.log(_log.Level.DEBUG, str(message))
+
+    def info(self, message: str) -> None:
+        _log.log(_log.Level.INFO, str(message))
+
+    def warn(self, message: str) -> None:
+        _log.log(_log.Level.WARN, str(message))
+
+    def error(self, message: str) -> None:
+        _log.log(_log.Level.ERROR, str(message))
+
+
+log = _Log()
+
+# ---- the WeChat API ----
+
+
+class WechatError(Exception):
+    """A WeChat API call failed. ``kind``: ``denied``, ``wechat`` (WeChat's errcode in
+    ``code``), ``invalid`` or ``unavailable``."""
+
+    def __init__(self, kind: str, message: str, code: Optional[int] = None) -> None:
+        super().__init__(
+            f"wechat error {code}: {message}" if code is not None else f"wechat {kind}: {message}"
+        )
+        self.kind = kind
+        self.code = code
+
+
+def _api_call(f: Callable[[], Any]) -> Any:
+    try:
+        return f()
+    except Err as e:
+        error = e.value
+        if isinstance(error, _wechat.Error_Wechat):
+            raise WechatError("wechat", error.value.message, error.value.code) from None
+        kind = {
+            _wechat.Error_Denied: "denied",
+            _wechat.Error_Invalid: "invalid",
+        }.get(type(error), "unavailable")
+        raise WechatError(kind, str(getattr(error, "value", error))) from None
+
+
+class CustomMessage:
+    """Builders of customer-service messages."""
+
+    @staticmethod
+    def text(content: str) -> _wechat.CustomMessage:
+        return _wechat.CustomMessage_Text(value=str(content))
+
+    @staticmethod
+    def image(media_id: str) -> _wechat.CustomMessage:
+        return _wechat.CustomMessage_Image(value=media_id)
+
+    @staticmethod
+    def voice(media_id: str) -> _wechat.CustomMessage:
+        return _wechat.CustomMessage_Voice(value=media_id)
+
+    @staticmethod
+    def news(item: types.Article) -> _wechat.CustomMessage:
+        return _wechat.CustomMessage_News(value=item)
+
+
+class _Wechat:
+    """The account's WeChat API, as far as the tenant grants it (``wechat-api``)."""
+
+    def send_custom(self, message: _wechat.CustomMessage, to_user: Optional[str] = None) -> None:
+        """Sends a customer-service message to ``to_user`` (default: the sender)."""
+        _api_call(lambda: _wechat.send_custom(to_user, message))
+
+    def send_text(self, text: str, to_user: Optional[str] = None) -> None:
+        """Sends a text customer-service message to ``to_user`` (default: the sender)."""
+        self.send_custom(CustomMessage.text(text), to_user)
+
+    def send_template(
+        self,
+        template_id: str,
+        data: dict[str, Any],
+        to_user: Optional[str] = None,
+        url: Optional[str] = None,
+        client_msg_id: Optional[str] = None,
+    ) -> int:
+        """Sends a template message; ``data`` maps names to values or ``(value, color)``.
+        Returns WeChat's msgid."""
+        fields = [
+            _wechat.TemplateField(name, str(v[0]), v[1])
+            if isinstance(v, tuple)
+            else _wechat.TemplateField(name, str(v), None)
+            for name, v in data.items()
+        ]
+        message = _wechat.TemplateMessage(to_user, template_id, url, None, fields, client_msg_id)
+        return int(_api_call(lambda: _wechat.send_template(message)))
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        query: Optional[dict[str, Any]] = None,
+        body: Any = None,
+    ) -> Any:
+        """Calls an allow-listed API path with the access token added by the host; ``body``
+        is sent as JSON. Returns the parsed answer."""
+        verb = _wechat.Method.POST if method.lower() == "post" else _wechat.Method.GET
+        pairs = [(k, str(v)) for k, v in (query or {}).items()]
+        text = body if body is None or isinstance(body, str) else json.dumps(body)
+        return json.loads(_api_call(lambda: _wechat.call(verb, path, pairs, text)))
+
+
+wechat = _Wechat()
