@@ -51,10 +51,11 @@ enum Command {
         /// The directory to create it in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The plugin's language: `rust` or `js` (JavaScript, with TypeScript types).
+        /// The plugin's language: `rust`, `js` (JavaScript, with TypeScript types) or `python`.
         #[arg(long, default_value = "rust")]
         lang: wxhost::scaffold::Lang,
-        /// The SDK to depend on: the wxhost-sdk crate or the @wxhost/plugin-sdk package
+        /// The SDK to depend on: the wxhost-sdk crate, the @wxhost/plugin-sdk package or the
+        /// wxhost_sdk Python package
         /// (default: the one in the repository this wxhost was built from).
         #[arg(long)]
         sdk: Option<PathBuf>,

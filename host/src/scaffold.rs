@@ -1,4 +1,4 @@
-//! `wxhost new-plugin NAME --lang rust|js`: creates a plugin project against the SDK of its
+//! `wxhost new-plugin NAME --lang rust|js|python`: creates a plugin project against the SDK of its
 //! language that builds out of the box with one command ([`Lang::build_command`]) and runs its
 //! unit test natively with another ([`Lang::test_command`]).
 //!
@@ -7,6 +7,9 @@
 //! - JavaScript: an npm package against `@wxhost/plugin-sdk` (installed from the SDK's folder);
 //!   `npm install && npm run build` builds the component with componentize-js, `npm test` runs
 //!   its tests under Node with the SDK's fake host.
+//! - Python: a module against `wxhost_sdk`; `sh build.sh` builds the component with
+//!   componentize-py, `sh test.sh` runs its tests under pytest (both make the project's
+//!   virtualenv the first time).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -22,6 +25,8 @@ pub enum Lang {
     Rust,
     /// JavaScript (ES modules; TypeScript types included), with `@wxhost/plugin-sdk`.
     Js,
+    /// Python, with `wxhost_sdk`.
+    Python,
 }
 
 impl FromStr for Lang {
@@ -31,7 +36,8 @@ impl FromStr for Lang {
         match s {
             "rust" => Ok(Lang::Rust),
             "js" | "javascript" => Ok(Lang::Js),
-            other => Err(format!("unknown language {other:?}: rust or js")),
+            "python" | "py" => Ok(Lang::Python),
+            other => Err(format!("unknown language {other:?}: rust, js or python")),
         }
     }
 }
@@ -44,6 +50,7 @@ impl Lang {
             // crate's `.cargo/config.toml`.
             Lang::Rust => "cargo build-plugin",
             Lang::Js => "npm install && npm run build",
+            Lang::Python => "sh build.sh",
         }
     }
 
@@ -52,6 +59,7 @@ impl Lang {
         match self {
             Lang::Rust => "cargo test",
             Lang::Js => "npm test",
+            Lang::Python => "sh test.sh",
         }
     }
 
@@ -62,7 +70,7 @@ impl Lang {
                 "target/wasm32-wasip2/release/{}.wasm",
                 name.replace('-', "_")
             ),
-            Lang::Js => format!("dist/{name}.wasm"),
+            Lang::Js | Lang::Python => format!("dist/{name}.wasm"),
         }
     }
 
@@ -72,6 +80,7 @@ impl Lang {
         let dir = match self {
             Lang::Rust => "../plugin-sdk",
             Lang::Js => "../plugin-sdk-js",
+            Lang::Python => "../plugin-sdk-py",
         };
         Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)
     }
@@ -81,6 +90,7 @@ impl Lang {
         match self {
             Lang::Rust => ("Cargo.toml", "the wxhost-sdk crate"),
             Lang::Js => ("package.json", "the @wxhost/plugin-sdk package"),
+            Lang::Python => ("requirements.lock", "the wxhost_sdk package"),
         }
     }
 }
@@ -113,6 +123,7 @@ pub fn new_plugin(name: &str, lang: Lang, parent: &Path, sdk: &Path) -> anyhow::
             ("README.md", readme(name)),
         ],
         Lang::Js => js::files(name, &sdk),
+        Lang::Python => python::files(name, &sdk),
     };
     for (path, content) in files {
         let path = dir.join(path);
@@ -238,6 +249,7 @@ A wxhost plugin.
 }
 
 mod js;
+mod python;
 
 #[cfg(test)]
 mod tests {
@@ -274,6 +286,7 @@ mod tests {
             "{err}"
         );
         assert_eq!("js".parse(), Ok(Lang::Js));
+        assert_eq!("python".parse(), Ok(Lang::Python));
         assert!("cobol".parse::<Lang>().is_err());
     }
 }

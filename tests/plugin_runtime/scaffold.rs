@@ -142,3 +142,53 @@ async fn a_new_javascript_plugin_builds_and_tests_out_of_the_box_and_runs() {
         "js heard: hi"
     );
 }
+
+#[tokio::test]
+async fn a_new_python_plugin_builds_and_tests_out_of_the_box_and_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let py = Lang::Python;
+    let project = wxhost::scaffold::new_plugin("hello-py", py, dir.path(), &py.default_sdk_path())
+        .expect("scaffold");
+    // The printed commands, run by a shell as a user would (pip reads what it can from its
+    // cache, filled by scripts/setup.sh).
+    let run = |command: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(&project)
+            .output()
+            .expect("sh runs")
+    };
+    assert_eq!(py.build_command(), "sh build.sh");
+    let built = run(py.build_command());
+    assert!(
+        built.status.success(),
+        "the scaffolded Python plugin does not build:\n{}\n{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert_eq!(py.test_command(), "sh test.sh");
+    let tested = run(py.test_command());
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success() && stdout.contains("1 passed"),
+        "its test fails or did not run:\n{stdout}\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+
+    let wasm = project.join(py.wasm_output("hello-py"));
+    let rt = runtime();
+    let plugin = rt
+        .load("hello-py", &std::fs::read(&wasm).expect("built"))
+        .expect("loads");
+    let ctx = context(
+        "demo",
+        json!({ "prefix": "py heard" }),
+        std::sync::Arc::new(wxhost::storage::MemoryKv::default()),
+        wxhost::plugin::Limits::default(),
+    );
+    assert_eq!(
+        reply_text(rt.call(&plugin, &ctx, &text("o", "hi")).await.result),
+        "py heard: hi"
+    );
+}
