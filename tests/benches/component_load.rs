@@ -1,6 +1,6 @@
 //! What a plugin's component costs before its first call: its size, compiling it (a cache miss:
 //! the first start with a new or changed plugin), and loading it from the compile cache (every
-//! later start), for the Rust `echo` and its JavaScript port `echo-js`. One-shot timings (a
+//! later start), for the Rust `echo` and its JavaScript and Python ports. One-shot timings (a
 //! compile takes seconds), each the median of three, printed as a table.
 //!
 //! `cargo bench -p wxhost-tests --bench component_load`
@@ -22,7 +22,11 @@ fn main() {
         "{:10} {:>9} {:>12} {:>16}",
         "plugin", "size MB", "compile s", "from cache ms"
     );
-    for (name, path) in [("echo", plugins::ECHO), ("echo-js", plugins::ECHO_JS)] {
+    for (name, path) in [
+        ("echo", plugins::ECHO),
+        ("echo-js", plugins::ECHO_JS),
+        ("echo-py", plugins::ECHO_PY),
+    ] {
         let wasm = std::fs::read(path).expect("built");
         let compile = median(
             (0..RUNS)

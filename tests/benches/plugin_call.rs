@@ -1,6 +1,7 @@
 //! Per-message plugin cost: `handle` of the `echo` plugin on a typical text message in a fresh
 //! instance and in a warm one, next to the same logic as a native Rust function, and the same
-//! for `echo-js`, the JavaScript port (componentize-js: SpiderMonkey in the component).
+//! for `echo-js` and `echo-py`, the JavaScript and Python ports (componentize-js: SpiderMonkey
+//! in the component; componentize-py: CPython).
 //!
 //! `cargo bench -p wxhost-tests --bench plugin_call`
 
@@ -55,6 +56,13 @@ fn per_message(c: &mut Criterion) {
         )
         .expect("echo-js loads");
 
+    let echo_py = runtime
+        .load(
+            "echo-py",
+            &std::fs::read(plugins::ECHO_PY).expect("echo-py built"),
+        )
+        .expect("echo-py loads");
+
     let mut group = c.benchmark_group("per_message");
     group.bench_function("native_echo", |b| b.iter(|| native_echo(black_box(&msg))));
     group.bench_function("wasm_echo_fresh_instance", |b| {
@@ -103,11 +111,29 @@ fn per_message(c: &mut Criterion) {
             report
         })
     });
-    assert_eq!(
-        warm_js.idle_count(),
-        1,
-        "the JavaScript instance was kept warm"
-    );
+    group.bench_function("py_echo_fresh_instance", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let report = runtime.call(&echo_py, &ctx, black_box(&msg)).await;
+            assert!(report.result.is_ok());
+            report
+        })
+    });
+    let warm_py = WarmInstances::default();
+    group.bench_function("py_echo_warm_instance", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let report = runtime
+                .call_with(
+                    &echo_py,
+                    &ctx,
+                    Some(&warm_py),
+                    black_box(&msg),
+                    &PushScope::default(),
+                )
+                .await;
+            assert!(report.result.is_ok());
+            report
+        })
+    });
     group.finish();
 }
 

@@ -219,16 +219,24 @@ async fn max_idle_instances_bounds_the_instances_kept() {
 }
 
 #[tokio::test]
-async fn a_javascript_instance_is_kept_warm_its_runtime_s_memory_not_counted() {
-    // SpiderMonkey starts with far more than the growth an instance may keep idle: only what a
-    // call grows counts.
+async fn javascript_and_python_instances_are_kept_warm_their_runtime_s_memory_not_counted() {
+    // SpiderMonkey and CPython start with far more than the growth an instance may keep idle:
+    // only what a call grows counts.
     let rt = runtime();
-    let plugin = load(&rt, "echo-js", wxhost_test_plugins::ECHO_JS);
+    for (name, path) in [
+        ("echo-js", wxhost_test_plugins::ECHO_JS),
+        ("echo-py", wxhost_test_plugins::ECHO_PY),
+    ] {
+        kept_warm(&rt, &load(&rt, name, path)).await;
+    }
+}
+
+async fn kept_warm(rt: &Runtime, plugin: &Plugin) {
     let ctx = default_context();
     let warm = WarmInstances::default();
     for n in 0..3 {
         assert_eq!(
-            call(&rt, &plugin, &ctx, &warm, &format!("hi {n}"))
+            call(rt, plugin, &ctx, &warm, &format!("hi {n}"))
                 .await
                 .as_deref(),
             Ok(format!("echo: hi {n}").as_str())
