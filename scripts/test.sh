@@ -14,6 +14,7 @@ fi
 cargo test --workspace --doc
 (cd plugins && cargo test --locked)
 npm test --workspaces --if-present --silent
+python="$PWD/target/py-venv/bin/python"
 for dir in plugin-sdk-py plugins-py/*/; do
-    (cd "$dir" && "$OLDPWD/target/py-venv/bin/python" -m pytest -q -p no:cacheprovider)
+    (cd "$dir" && "$python" -m pytest -q -p no:cacheprovider)
 done

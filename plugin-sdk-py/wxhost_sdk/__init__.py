@@ -107,9 +107,6 @@ FIELD_LIMITS = {
 }
 """The host's caps on reply fields, in UTF-8 bytes (the Rust SDK's)."""
 
-ReplyValue = types.Reply
-
-
 class Reply:
     """Builders of passive replies."""
 
