@@ -152,6 +152,10 @@ def test_the_wechat_api() -> None:
 
     run(host, use)
     assert host.custom_messages == [(None, CustomMessage.text("late")), ("o_other", CustomMessage.image("m1"))]
+    card = CustomMessage.mini_program_page("t", "wxapp", "pages/index", "thumb")
+    assert (card.value.app_id, card.value.page_path) == ("wxapp", "pages/index")
+    assert CustomMessage.video("m", title="v").value.title == "v"
+    assert CustomMessage.music("thumb", music_url="https://m").value.thumb_media_id == "thumb"
     assert [(f.name, f.value, f.color) for f in host.templates[0].data] == [("thing1", "x", None), ("amount", "5", "#f00")]
     assert host.api_calls[0] == ("get", "cgi-bin/menu/get", [("a", "1")], None)
     assert host.api_calls[1][3] == '{"x": 1}'

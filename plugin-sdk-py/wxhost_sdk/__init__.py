@@ -435,6 +435,34 @@ class CustomMessage:
     def news(item: types.Article) -> _wechat.CustomMessage:
         return _wechat.CustomMessage_News(value=item)
 
+    @staticmethod
+    def video(
+        media_id: str, thumb_media_id: str = "", title: str = "", description: str = ""
+    ) -> _wechat.CustomMessage:
+        return _wechat.CustomMessage_Video(
+            value=_wechat.VideoMessage(media_id, thumb_media_id, title, description)
+        )
+
+    @staticmethod
+    def music(
+        thumb_media_id: str,
+        title: str = "",
+        description: str = "",
+        music_url: str = "",
+        hq_music_url: str = "",
+    ) -> _wechat.CustomMessage:
+        return _wechat.CustomMessage_Music(
+            value=types.MusicReply(title, description, music_url, hq_music_url, thumb_media_id)
+        )
+
+    @staticmethod
+    def mini_program_page(
+        title: str, app_id: str, page_path: str, thumb_media_id: str
+    ) -> _wechat.CustomMessage:
+        return _wechat.CustomMessage_MiniProgramPage(
+            value=_wechat.MiniProgramCard(title, app_id, page_path, thumb_media_id)
+        )
+
 
 class _Wechat:
     """The account's WeChat API, as far as the tenant grants it (``wechat-api``)."""
