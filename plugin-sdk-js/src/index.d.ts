@@ -185,6 +185,8 @@ export type Outcome = { tag: 'reply'; val: Reply } | { tag: 'handled' } | { tag:
 
 export const MAX_TEXT_BYTES: 2048;
 export const MAX_ARTICLES: 8;
+/** The largest reply, as `encodedLen` measures it: 16 KiB. */
+export const MAX_REPLY_BYTES: 16384;
 export const FIELD_LIMITS: Readonly<Record<string, number>>;
 
 export const Reply: {
@@ -219,6 +221,8 @@ export const Outcome: {
 export class ReplyError extends Error {}
 /** Throws a `ReplyError` unless `reply` keeps WeChat's rules and the host's caps. */
 export function validateReply(reply: Reply): void;
+/** The bytes of a valid reply's own XML as the host encodes it (`MsgType` and body). */
+export function encodedLen(reply: Reply): number;
 /** What a handler returns: a reply, an outcome, or nothing (pass). */
 export type HandlerResult = Reply | Outcome | undefined | null | void;
 export function toOutcome(value: HandlerResult): Outcome;

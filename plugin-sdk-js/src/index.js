@@ -78,6 +78,11 @@ export class Message {
 export const MAX_TEXT_BYTES = 2048;
 /** WeChat's limit on the articles of a news reply. */
 export const MAX_ARTICLES = 8;
+/**
+ * The largest reply, as {@link encodedLen} measures it: 16 KiB (the Rust SDK's
+ * `MAX_REPLY_BYTES`). Any text reply fits, and a news reply of 8 articles of ordinary length.
+ */
+export const MAX_REPLY_BYTES = 16 * 1024;
 /** The host's caps on reply fields, in UTF-8 bytes (the same as the Rust SDK's). */
 export const FIELD_LIMITS = Object.freeze({
   content: MAX_TEXT_BYTES,
@@ -221,6 +226,63 @@ export function validateReply(reply) {
       }
       break;
   }
+  const len = encodedLen(reply);
+  if (len > MAX_REPLY_BYTES) {
+    throw new ReplyError(`reply of ${len} bytes exceeds the ${MAX_REPLY_BYTES}-byte limit`);
+  }
+}
+
+/**
+ * The bytes of a valid reply's own XML as the host encodes it: its `MsgType` and its body,
+ * without the `<xml>` root and the addressing the host writes. {@link MAX_REPLY_BYTES} caps it.
+ */
+export function encodedLen(reply) {
+  // `<name>` + inner + `</name>`; a leaf's text in CDATA, each `]]>` splitting it (12 bytes more).
+  const element = (name, inner) => 2 * name.length + 5 + inner;
+  const leaf = (name, text) =>
+    element(name, 12 + utf8Bytes(text) + 12 * (text.split(']]>').length - 1));
+  const group = (name, leaves) =>
+    element(name, 0) + leaves.reduce((sum, [l, t]) => sum + leaf(l, t), 0);
+  const v = reply.val;
+  const msgType = reply.tag === 'transfer-customer-service' ? 'transfer_customer_service' : reply.tag;
+  let body;
+  switch (reply.tag) {
+    case 'text':
+      body = leaf('Content', v);
+      break;
+    case 'image':
+      body = group('Image', [['MediaId', v]]);
+      break;
+    case 'voice':
+      body = group('Voice', [['MediaId', v]]);
+      break;
+    case 'video':
+      body = group('Video', [['MediaId', v.mediaId], ['Title', v.title], ['Description', v.description]]);
+      break;
+    case 'music':
+      body = group('Music', [
+        ['Title', v.title],
+        ['Description', v.description],
+        ['MusicUrl', v.musicUrl],
+        ['HQMusicUrl', v.hqMusicUrl],
+        ['ThumbMediaId', v.thumbMediaId],
+      ]);
+      break;
+    case 'news':
+      body =
+        element('ArticleCount', String(v.length).length) +
+        element('Articles', 0) +
+        v.reduce(
+          (sum, a) =>
+            sum +
+            group('item', [['Title', a.title], ['Description', a.description], ['PicUrl', a.picUrl], ['Url', a.url]]),
+          0,
+        );
+      break;
+    default:
+      body = v === undefined || v === null ? 0 : group('TransInfo', [['KfAccount', v]]);
+  }
+  return leaf('MsgType', msgType) + body;
 }
 
 function describe(value) {

@@ -7,9 +7,11 @@ import {
   Outcome,
   Reply,
   WechatError,
+  MAX_REPLY_BYTES,
   article,
   config,
   definePlugin,
+  encodedLen,
   http,
   kv,
   log,
@@ -104,6 +106,21 @@ test('replies are checked against WeChat\'s rules before they leave', async () =
   );
   assert.doesNotThrow(() => validateReply(Reply.transferCustomerService()));
   assert.throws(() => validateReply(Reply.transferCustomerService('k'.repeat(65))), /`kfAccount`/);
+});
+
+test('a whole reply is capped at 16 KiB of XML, measured as the host encodes it', async () => {
+  // <MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content>, as the Rust SDK counts.
+  assert.equal(encodedLen(Reply.text('hi')), 68);
+  assert.equal(encodedLen(Reply.text('a]]>b')) - encodedLen(Reply.text('a>>>b')), 12, 'a split CDATA');
+  const long = (i, url) => article(`title ${i}`.padEnd(256, 't'), url, { description: 'd'.repeat(1024) });
+  const fits = Array.from({ length: 8 }, (_, i) => long(i, 'https://example.com/'));
+  assert.ok(encodedLen(Reply.news(fits)) <= MAX_REPLY_BYTES);
+  assert.doesNotThrow(() => validateReply(Reply.news(fits)));
+  const big = Array.from({ length: 8 }, (_, i) => long(i, `https://example.com/${'u'.repeat(2000)}`));
+  await assert.rejects(
+    run(new TestHost(), () => Reply.news(big)),
+    new RegExp(`reply of ${encodedLen(Reply.news(big))} bytes exceeds the 16384-byte limit`),
+  );
 });
 
 test('kv stores bytes, text and JSON, with TTLs, and increments atomically', async () => {
