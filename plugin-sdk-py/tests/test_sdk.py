@@ -4,6 +4,8 @@ import pytest
 
 from wxhost_sdk import (
     CustomMessage,
+    MAX_REPLY_BYTES,
+    HttpError,
     KvError,
     Message,
     Outcome,
@@ -11,7 +13,9 @@ from wxhost_sdk import (
     WechatError,
     article,
     config,
+    encoded_len,
     export,
+    http,
     kv,
     log,
     reply_early,
@@ -178,3 +182,53 @@ def test_the_sdk_builds_against_the_hosts_own_wit_world() -> None:
     sdk = Path(__file__).parent.parent / "wit" / "plugin.wit"
     host = Path(__file__).parent.parent.parent / "wit" / "plugin.wit"
     assert sdk.read_text() == host.read_text(), "plugin-sdk-py/wit/plugin.wit must copy wit/plugin.wit"
+
+
+def test_http_requests_go_to_the_host_and_answers_are_read_whole() -> None:
+    host = TestHost().http_response(
+        "https://api.example.com/q?x=1", 201, b'{"ok": true}', [("Content-Type", "application/json")]
+    )
+
+    def fn(msg):
+        answer = http.post_json("https://api.example.com/q?x=1", {"n": 1}, [("x-trace", "7")])
+        return Reply.text(f"{answer.status} {answer.json()['ok']} {answer.header('content-type')}")
+
+    assert run(host, fn) == Outcome.reply(Reply.text("201 True application/json"))
+    (sent,) = host.http_requests
+    assert (sent.method, sent.body) == ("POST", b'{"n": 1}')
+    assert sent.headers == [("content-type", "application/json"), ("x-trace", "7")]
+
+
+def test_http_refuses_what_is_not_an_http_url_and_reports_denials() -> None:
+    for url in ["ftp://a.com", "https:///x", "http://user@a.com/", "a.com/x"]:
+        with pytest.raises(HttpError) as e:
+            http.get(url)
+        assert e.value.kind == "invalid-url", url
+    assert http.split_url("http://a.com?q") == (False, "a.com", "/?q")
+    assert http.split_url("https://127.0.0.1:9000") == (True, "127.0.0.1:9000", "/")
+
+    def fn(msg):
+        try:
+            http.get("https://elsewhere.example.com/")
+        except HttpError as e:
+            return Reply.text(e.kind)
+
+    host = TestHost()
+    assert run(host, fn) == Outcome.reply(Reply.text("denied"))
+    assert [r.url for r in host.http_requests] == ["https://elsewhere.example.com/"]
+
+
+def test_a_whole_reply_is_capped_at_16_kib_of_xml_measured_as_the_host_encodes_it() -> None:
+    # <MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content>, as the Rust SDK counts.
+    assert encoded_len(Reply.text("hi")) == 68
+    assert encoded_len(Reply.text("a]]>b")) - encoded_len(Reply.text("a>>>b")) == 12
+
+    def long(i: int, url: str) -> types.Article:
+        return article(f"title {i}".ljust(256, "t"), url, description="d" * 1024)
+
+    fits = [long(i, "https://example.com/") for i in range(8)]
+    assert encoded_len(Reply.news(fits)) <= MAX_REPLY_BYTES
+    validate_reply(Reply.news(fits))
+    big = Reply.news([long(i, "https://example.com/" + "u" * 2000) for i in range(8)])
+    with pytest.raises(PluginError, match=f"reply of {encoded_len(big)} bytes exceeds the 16384-byte limit"):
+        run(TestHost(), lambda msg: big)

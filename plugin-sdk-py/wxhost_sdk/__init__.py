@@ -2,8 +2,9 @@
 
 A plugin is a module defining ``handle(msg) -> reply | Outcome | None`` and exporting it with
 ``WitWorld = export(handle)``; ``python -m wxhost_sdk.build app.py`` builds the component with
-componentize-py against the host's WIT world (``wit/plugin.wit``, unchanged). The values are
-the world's own types, as componentize-py generates them (``wit_world.imports.types``):
+componentize-py against the host's WIT world (``wit/plugin.wit``, unchanged, with wasi:http
+named in ``wit/python.wit``). The values are the world's own types, as componentize-py
+generates them (``wit_world.imports.wxhost_plugin_types``):
 ``Reply.text("hi")`` is ``Reply_Text(value="hi")``.
 """
 
@@ -19,11 +20,16 @@ from wit_world.imports import early_reply as _early
 from wit_world.imports import kv as _kv
 from wit_world.imports import log as _log
 from wit_world.imports import raw_fields as _raw_fields
-from wit_world.imports import types
+from wit_world.imports import wxhost_plugin_types as types
 from wit_world.imports import wechat_api as _wechat
+
+from . import http
+from .http import HttpError
 
 __all__ = [
     "CustomMessage",
+    "HttpError",
+    "MAX_REPLY_BYTES",
     "KvError",
     "Message",
     "Outcome",
@@ -32,7 +38,9 @@ __all__ = [
     "WechatError",
     "article",
     "config",
+    "encoded_len",
     "export",
+    "http",
     "kv",
     "log",
     "reply_early",
@@ -93,6 +101,9 @@ MAX_TEXT_BYTES = 2048
 """WeChat's limit on a text reply, in UTF-8 bytes."""
 MAX_ARTICLES = 8
 """WeChat's limit on the articles of a news reply."""
+MAX_REPLY_BYTES = 16 * 1024
+"""The largest reply, as ``encoded_len`` measures it: 16 KiB (the Rust SDK's). Any text reply
+fits, and a news reply of 8 articles of ordinary length."""
 FIELD_LIMITS = {
     "content": MAX_TEXT_BYTES,
     "title": 256,
@@ -229,6 +240,62 @@ def validate_reply(reply: types.Reply) -> None:
             _check("kf_account", reply.value)
     else:
         raise ReplyError(f"not a reply: {reply!r}")
+    size = encoded_len(reply)
+    if size > MAX_REPLY_BYTES:
+        raise ReplyError(f"reply of {size} bytes exceeds the {MAX_REPLY_BYTES}-byte limit")
+
+
+def _element(name: str, inner: int) -> int:
+    """Bytes of ``<name>`` + ``inner`` bytes + ``</name>``."""
+    return 2 * len(name) + 5 + inner
+
+
+def _leaf(name: str, text: str) -> int:
+    """Bytes of ``<name><![CDATA[text]]></name>``; each ``]]>`` splits the CDATA (12 more)."""
+    return _element(name, 12 + len(text.encode()) + 12 * text.count("]]>"))
+
+
+def _group(name: str, leaves: list[tuple[str, str]]) -> int:
+    return _element(name, 0) + sum(_leaf(leaf, text) for leaf, text in leaves)
+
+
+def encoded_len(reply: types.Reply) -> int:
+    """The bytes of a valid reply's own XML as the host encodes it: its ``MsgType`` and its
+    body, without the ``<xml>`` root and the addressing the host writes. ``MAX_REPLY_BYTES``
+    caps it."""
+    v = reply.value
+    if isinstance(reply, types.Reply_Text):
+        kind, body = "text", _leaf("Content", v)
+    elif isinstance(reply, types.Reply_Image):
+        kind, body = "image", _group("Image", [("MediaId", v)])
+    elif isinstance(reply, types.Reply_Voice):
+        kind, body = "voice", _group("Voice", [("MediaId", v)])
+    elif isinstance(reply, types.Reply_Video):
+        leaves = [("MediaId", v.media_id), ("Title", v.title), ("Description", v.description)]
+        kind, body = "video", _group("Video", leaves)
+    elif isinstance(reply, types.Reply_Music):
+        leaves = [
+            ("Title", v.title),
+            ("Description", v.description),
+            ("MusicUrl", v.music_url),
+            ("HQMusicUrl", v.hq_music_url),
+            ("ThumbMediaId", v.thumb_media_id),
+        ]
+        kind, body = "music", _group("Music", leaves)
+    elif isinstance(reply, types.Reply_News):
+        items = (
+            _group(
+                "item",
+                [("Title", a.title), ("Description", a.description), ("PicUrl", a.pic_url), ("Url", a.url)],
+            )
+            for a in v
+        )
+        kind = "news"
+        body = _element("ArticleCount", len(str(len(v)))) + _element("Articles", 0) + sum(items)
+    else:
+        kind = "transfer_customer_service"
+        body = 0 if v is None else _group("TransInfo", [("KfAccount", v)])
+    return _leaf("MsgType", kind) + body
 
 
 def to_outcome(value: Union[types.Reply, types.Outcome, None]) -> types.Outcome:

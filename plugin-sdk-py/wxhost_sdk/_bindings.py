@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 WIT = Path(__file__).resolve().parent.parent / "wit"
-WORLD = "plugin"
+WORLD = "plugin-python"
 
 
 def componentize_py(*args: str) -> list[str]:
@@ -21,8 +21,10 @@ def componentize_py(*args: str) -> list[str]:
 
 
 def _generate() -> None:
-    digest = hashlib.sha256((WIT / "plugin.wit").read_bytes()).hexdigest()[:16]
-    out = Path(tempfile.gettempdir()) / f"wxhost-py-bindings-{digest}"
+    digest = hashlib.sha256()
+    for wit in sorted(WIT.rglob("*.wit")):
+        digest.update(wit.relative_to(WIT).as_posix().encode() + b"\0" + wit.read_bytes())
+    out = Path(tempfile.gettempdir()) / f"wxhost-py-bindings-{digest.hexdigest()[:16]}"
     if not (out / "wit_world" / "__init__.py").is_file():
         staging = Path(tempfile.mkdtemp(prefix="wxhost-py-bindings-"))
         subprocess.run(

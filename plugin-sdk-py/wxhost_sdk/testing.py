@@ -1,6 +1,6 @@
 """wxhost_sdk.testing: unit-test plugins natively under pytest (no wasm). A ``TestHost`` stands
 in for the host: fake kv (the host's key and value caps; TTLs recorded, not expired), settings,
-a log recorder, canned WeChat API answers, and a record of what was sent.
+a log recorder, canned WeChat API answers and HTTP responses, and a record of what was sent.
 
     host = TestHost().setting("max", 10)
     outcome = host.handle(WitWorld, text_message("o_user", "guess"))
@@ -20,8 +20,10 @@ from wit_world.imports import early_reply as _early
 from wit_world.imports import kv as _kv
 from wit_world.imports import log as _log
 from wit_world.imports import raw_fields as _raw_fields
-from wit_world.imports import types
+from wit_world.imports import wxhost_plugin_types as types
 from wit_world.imports import wechat_api as _wechat
+
+from . import http as _http
 
 KEY_BYTES = 256
 VALUE_BYTES = 64 * 1024
@@ -47,6 +49,8 @@ class TestHost:
         self.templates: list[Any] = []
         self.api_calls: list[tuple[str, str, list[tuple[str, str]], Optional[str]]] = []
         self.api_answers: dict[str, str] = {}
+        self.http_responses: dict[str, _http.Response] = {}
+        self.http_requests: list[_http.Request] = []
 
     def setting(self, key: str, value: Any) -> "TestHost":
         """Sets the plugin setting ``key`` (any JSON value)."""
@@ -56,6 +60,19 @@ class TestHost:
     def api_answer(self, path: str, answer: Any) -> "TestHost":
         """Answers the raw WeChat API ``path`` with ``answer`` (JSON text or a value)."""
         self.api_answers[path] = answer if isinstance(answer, str) else json.dumps(answer)
+        return self
+
+    def http_response(
+        self,
+        url: str,
+        status: int,
+        body: str | bytes,
+        headers: Optional[list[tuple[str, str]]] = None,
+    ) -> "TestHost":
+        """Answers requests to exactly ``url`` with ``status`` and ``body``; a request to any
+        other URL is denied, as the host denies hosts off the plugin's ``http_hosts``."""
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        self.http_responses[url] = _http.Response(status, list(headers or []), data)
         return self
 
     def kv_get(self, key: str) -> Optional[bytes]:
@@ -137,6 +154,12 @@ class TestHost:
         self.templates.append(message)
         return len(self.templates)
 
+    def _http_send(self, request: _http.Request) -> _http.Response:
+        self.http_requests.append(request)
+        if request.url not in self.http_responses:
+            raise _http.HttpError("denied", f"no response for {request.url} in the TestHost")
+        return self.http_responses[request.url]
+
     def _call(self, method: Any, path: str, query: list, body: Optional[str]) -> str:
         self.api_calls.append((method.name.lower(), path, list(query), body))
         if path not in self.api_answers:
@@ -162,6 +185,7 @@ def _fakes(host: TestHost) -> list[tuple[Any, str, Any]]:
         (_wechat, "send_custom", lambda to_user, m: host.custom_messages.append((to_user, m))),
         (_wechat, "send_template", host._send_template),
         (_wechat, "call", host._call),
+        (_http, "_transport", host._http_send),
     ]
 
 

@@ -59,6 +59,7 @@ const JS_PLUGINS: &[(&str, &str)] = &[
 const PY_PLUGINS: &[(&str, &str)] = &[
     ("plugins-py/echo", "echo-py"),
     ("plugins-py/guess-number", "guess-number-py"),
+    ("plugins-py/quote-cache", "quote-cache-py"),
     ("tests/plugins-py/misbehave", "misbehave-py"),
 ];
 

@@ -2,8 +2,8 @@
 //! (`wxhost_sdk`, componentize-py) in the real binary, under the same contract and limits as Rust
 //! ones: echo answers in plain and safe mode, an infinite loop is stopped at its deadline while
 //! another tenant answers at once, a memory bomb hits its cap, an exception is the plugin's error
-//! with its message, and the guess-number game keeps its state in kv across fresh instances; in
-//! JavaScript also a plugin reaching an HTTP service and caching in kv. One server a language:
+//! with its message, the guess-number game keeps its state in kv across fresh instances, and a
+//! plugin reaches an HTTP service through the host and caches in kv. One server a language:
 //! each component is 12 MB (JavaScript) or 20 MB (Python) and compiles in seconds.
 
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ fn reply_text(reply: Option<Reply>) -> String {
 struct Lang {
     /// The plugin names' suffix (`js`, `py`).
     suffix: &'static str,
-    /// Its plugins (name, path): echo, guess-number, misbehave, and any more.
+    /// Its plugins (name, path): echo, guess-number, misbehave, quote-cache.
     plugins: &'static [(&'static str, &'static str)],
     /// The log lines of the memory bomb and of the exception.
     out_of_memory: &'static str,
@@ -72,15 +72,16 @@ const PYTHON: Lang = Lang {
         ("echo-py", wxhost_test_plugins::ECHO_PY),
         ("guess-number-py", wxhost_test_plugins::GUESS_NUMBER_PY),
         ("misbehave-py", wxhost_test_plugins::MISBEHAVE_PY),
+        ("quote-cache-py", wxhost_test_plugins::QUOTE_CACHE_PY),
     ],
     out_of_memory: "plugin `misbehave-py` returned an error: MemoryError",
     raised: "plugin `misbehave-py` returned an error: ValueError: cannot handle 'hi'",
 };
 
-/// The tenants of [`the_contract_holds`] for `lang`, then `more`.
-fn config(lang: &Lang, more: &[String]) -> String {
+/// The tenants of [`the_contract_holds`] for `lang`; `prices` serves the quotes.
+fn config(lang: &Lang, prices: &FakeWechat) -> String {
     let plugin = |name: &str| format!("{name}-{}", lang.suffix);
-    let mut tenants = vec![
+    [
         "passive_budget_ms = 3000\n".to_owned(),
         tenant("plain", None, &plugin("echo"), ""),
         tenant("safe", Some(KEY_A), &plugin("echo"), ""),
@@ -101,13 +102,24 @@ fn config(lang: &Lang, more: &[String]) -> String {
             &plugin("guess-number"),
             "settings = { max = 1000 }\nlimits = { calls_per_instance = 1 }\n",
         ),
-    ];
-    tenants.extend_from_slice(more);
-    tenants.concat()
+        tenant(
+            "quote",
+            None,
+            &plugin("quote-cache"),
+            &format!(
+                "capabilities = [\"http\"]\nhttp_hosts = [\"{}\"]\n\
+                 http_private_addresses = [\"127.0.0.1\"]\nsettings = {{ service_url = \"{}\" }}\n",
+                prices.addr,
+                prices.base_url()
+            ),
+        ),
+    ]
+    .concat()
 }
 
 /// Echo in plain and safe mode, the loop stopped at its deadline while another tenant answers,
-/// the bomb at its cap, the exception as the plugin's error, the game's state in kv.
+/// the bomb at its cap, the exception as the plugin's error, the game's state in kv, a quote
+/// over HTTP and then from kv.
 async fn the_contract_holds(server: &Server, lang: &Lang) {
     let echo = format!("echo-{}", lang.suffix);
     assert_eq!(
@@ -182,41 +194,39 @@ async fn the_contract_holds(server: &Server, lang: &Lang) {
         }
     }
     assert!(found, "found within 11 guesses by bisection");
+
+    // Outbound HTTP through the host, and kv as a cache.
+    assert_eq!(
+        say(server, "quote", "o_user", "quote WX", 30).await,
+        Some(Reply::text("WX: 175")),
+        "{}",
+        server.logs()
+    );
+    assert_eq!(
+        say(server, "quote", "o_user", "quote wx", 31).await,
+        Some(Reply::text("WX: 175 (cached)"))
+    );
+    let metrics = server.metrics().await;
+    let sent = format!(
+        r#"wxhost_plugin_http_requests_total{{tenant="quote",plugin="quote-cache-{}",kind="sent"}} 1"#,
+        lang.suffix
+    );
+    assert!(metrics.contains(&sent), "{sent} in {metrics}");
+}
+
+/// Runs [`the_contract_holds`] for `lang` on its own server.
+async fn check(lang: &Lang) {
+    let prices = FakeWechat::start("wxunused", "unused").await.expect("fake");
+    let server = Server::start_with(&config(lang, &prices), lang.plugins);
+    the_contract_holds(&server, lang).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_plugins_keep_the_contract_and_the_limits() {
-    let fake = FakeWechat::start("wxunused", "unused").await.expect("fake");
-    let quote = tenant(
-        "quote",
-        None,
-        "quote-cache-js",
-        &format!(
-            "capabilities = [\"http\"]\nhttp_hosts = [\"{}\"]\n\
-             http_private_addresses = [\"127.0.0.1\"]\nsettings = {{ service_url = \"{}\" }}\n",
-            fake.addr,
-            fake.base_url()
-        ),
-    );
-    let server = Server::start_with(&config(&JAVASCRIPT, &[quote]), JAVASCRIPT.plugins);
-    the_contract_holds(&server, &JAVASCRIPT).await;
-
-    // Outbound HTTP through the host, and kv as a cache.
-    assert_eq!(
-        say(&server, "quote", "o_user", "quote WX", 30).await,
-        Some(Reply::text("WX: 175"))
-    );
-    assert_eq!(
-        say(&server, "quote", "o_user", "quote wx", 31).await,
-        Some(Reply::text("WX: 175 (cached)"))
-    );
-    let metrics = server.metrics().await;
-    let sent = r#"wxhost_plugin_http_requests_total{tenant="quote",plugin="quote-cache-js",kind="sent"} 1"#;
-    assert!(metrics.contains(sent), "{sent} in {metrics}");
+    check(&JAVASCRIPT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_plugins_keep_the_contract_and_the_limits() {
-    let server = Server::start_with(&config(&PYTHON, &[]), PYTHON.plugins);
-    the_contract_holds(&server, &PYTHON).await;
+    check(&PYTHON).await;
 }
