@@ -8,13 +8,14 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::http_client::{AddressRange, address::non_public};
 use crate::plugin::{HostPattern, Limits, RuntimeLimits, valid_name};
 use crate::secret::Secret;
-use crate::wechat::{AesKey, Mode};
+use crate::wechat::{self, AesKey, Mode};
 use crate::wechat_api::{TokenEndpoint, check_path};
 
 /// The capabilities a tenant can grant a plugin (beyond log, config and kv, which every plugin
@@ -215,7 +216,85 @@ struct RawTenant {
     #[serde(default = "default_weight")]
     weight: u32,
     #[serde(default)]
+    late_reply: LateReplyMode,
+    #[serde(default = "default_late_fallback")]
+    late_reply_fallback: LateReplyMode,
+    #[serde(default = "default_late_note")]
+    late_reply_note: String,
+    #[serde(default = "default_late_keep")]
+    late_reply_keep_secs: u64,
+    #[serde(default)]
     plugins: Vec<RawChainEntry>,
+}
+
+fn default_late_fallback() -> LateReplyMode {
+    LateReplyMode::NextMessage
+}
+fn default_late_note() -> String {
+    "(the answer to your previous message)\n".to_owned()
+}
+fn default_late_keep() -> u64 {
+    86_400
+}
+
+/// The longest a late reply may wait for the user's next message (`late_reply_keep_secs`).
+const MAX_LATE_KEEP_SECS: u64 = 30 * 86_400;
+
+/// Where a reply that misses the passive budget goes (a tenant's `late_reply`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateReplyMode {
+    /// Sent as a customer-service message (verified accounts; WeChat's 48-hour window).
+    #[default]
+    CustomerService,
+    /// Not sent at all: the push is held unanswered while the chain runs, WeChat retries, a
+    /// retry joins the running chain and gets its reply; the last attempt is answered in time
+    /// with whatever there is. About 14 s for a chain instead of 5, with no API at all.
+    HoldForRetry,
+    /// Kept for the user and delivered as the passive answer to their next message.
+    NextMessage,
+    /// Dropped (counted).
+    Drop,
+}
+
+impl LateReplyMode {
+    /// The name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            LateReplyMode::CustomerService => "customer_service",
+            LateReplyMode::HoldForRetry => "hold_for_retry",
+            LateReplyMode::NextMessage => "next_message",
+            LateReplyMode::Drop => "drop",
+        }
+    }
+}
+
+/// A tenant's handling of late replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateReplyPolicy {
+    /// The mode.
+    pub mode: LateReplyMode,
+    /// What `customer_service` turns into once WeChat answers 48001 (the account may not use
+    /// the customer-service API): never `customer_service`.
+    pub fallback: LateReplyMode,
+    /// With `next_message`: put before a kept text reply.
+    pub note: String,
+    /// With `next_message`: how long a kept reply waits for the user's next message.
+    pub keep: Duration,
+}
+
+impl LateReplyPolicy {
+    /// How long after a push arrives its answer is decided when the tenant's late replies go
+    /// by `mode`: the passive budget, or with `hold_for_retry` the passive budget of WeChat's
+    /// last attempt, which it sends when the ones before have each timed out.
+    pub fn decision_budget(mode: LateReplyMode, passive_budget: Duration) -> Duration {
+        match mode {
+            LateReplyMode::HoldForRetry => {
+                passive_budget + wechat::ATTEMPT_TIMEOUT * (wechat::ATTEMPTS - 1)
+            }
+            _ => passive_budget,
+        }
+    }
 }
 
 fn default_weight() -> u32 {
@@ -431,6 +510,8 @@ pub struct TenantConfig {
     pub original_id: Option<String>,
     /// Its share of the call slots against other tenants with calls (1–1000, default 1).
     pub weight: u32,
+    /// Where replies that miss the passive budget go.
+    pub late_reply: LateReplyPolicy,
     /// The plugin chain, in order.
     pub plugins: Vec<ChainEntryConfig>,
 }
@@ -541,8 +622,13 @@ impl Config {
         check_http(&mut p, &raw.http);
         let storage = storage(&mut p, raw.storage, raw.passive_budget_ms, env);
 
+        let raw_budgets = Budgets {
+            passive: Duration::from_millis(raw.passive_budget_ms),
+            asynchronous: Duration::from_millis(raw.async_budget_ms),
+            dedup_ttl: Duration::from_secs(raw.dedup_ttl_secs),
+        };
         let mut ids = HashSet::new();
-        let tenants = raw
+        let tenants: Vec<TenantConfig> = raw
             .tenants
             .into_iter()
             .enumerate()
@@ -558,6 +644,8 @@ impl Config {
                 tenant(&mut p, &key, t, &limits, &raw.runtime, env)
             })
             .collect();
+
+        check_hold_for_retry(&mut p, &raw_budgets, &tenants);
 
         if !p.0.is_empty() {
             return Err(ConfigError { problems: p.0 });
@@ -607,6 +695,48 @@ fn check_limits(p: &mut Problems, key: &str, limits: &Limits, runtime: &RuntimeL
                 runtime.max_memory_bytes
             ),
         );
+    }
+}
+
+/// The host-wide budgets a tenant's late-reply mode must fit in.
+struct Budgets {
+    passive: Duration,
+    asynchronous: Duration,
+    dedup_ttl: Duration,
+}
+
+/// A tenant that holds pushes for WeChat's retries (by its mode or its fallback) needs its
+/// chain to run that long (the async budget) and its answer kept that long for the retries
+/// (the dedup TTL).
+fn check_hold_for_retry(p: &mut Problems, budgets: &Budgets, tenants: &[TenantConfig]) {
+    let hold = LateReplyPolicy::decision_budget(LateReplyMode::HoldForRetry, budgets.passive);
+    for t in tenants {
+        let late = &t.late_reply;
+        let key = if late.mode == LateReplyMode::HoldForRetry {
+            "late_reply"
+        } else if late.mode == LateReplyMode::CustomerService
+            && late.fallback == LateReplyMode::HoldForRetry
+        {
+            "late_reply_fallback"
+        } else {
+            continue;
+        };
+        for (what, budget) in [
+            ("async_budget_ms", budgets.asynchronous),
+            ("dedup_ttl_secs", budgets.dedup_ttl),
+        ] {
+            if budget < hold {
+                p.add(
+                    format!("tenants[{}].{key}", t.id),
+                    format!(
+                        "hold_for_retry decides a push's answer {} ms after it arrives \
+                         (passive_budget_ms and two more of WeChat's attempts); {what} must be \
+                         at least that",
+                        hold.as_millis()
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -694,6 +824,24 @@ fn tenant(
     if !(1..=1000).contains(&t.weight) {
         p.add(format!("{key}.weight"), "must be between 1 and 1000");
     }
+    if t.late_reply_fallback == LateReplyMode::CustomerService {
+        p.add(
+            format!("{key}.late_reply_fallback"),
+            "must be hold_for_retry, next_message or drop (it replaces customer_service)",
+        );
+    }
+    if !(1..=MAX_LATE_KEEP_SECS).contains(&t.late_reply_keep_secs) {
+        p.add(
+            format!("{key}.late_reply_keep_secs"),
+            format!("must be 1..={MAX_LATE_KEEP_SECS}"),
+        );
+    }
+    if t.late_reply_note.len() > 256 {
+        p.add(
+            format!("{key}.late_reply_note"),
+            "must be at most 256 bytes",
+        );
+    }
 
     let mut plugins = Vec::with_capacity(t.plugins.len());
     for (index, entry) in t.plugins.into_iter().enumerate() {
@@ -742,6 +890,12 @@ fn tenant(
         token_endpoint: t.token_endpoint,
         original_id: t.original_id,
         weight: t.weight,
+        late_reply: LateReplyPolicy {
+            mode: t.late_reply,
+            fallback: t.late_reply_fallback,
+            note: t.late_reply_note,
+            keep: Duration::from_secs(t.late_reply_keep_secs),
+        },
         plugins,
     })
 }
@@ -977,6 +1131,69 @@ mod tests {
         }
         let err = parse(&format!("[http]\nread_timeout_ms = 1\n{tenant}")).expect_err("unknown");
         assert!(err.problems[0].1.contains("read_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn late_replies_go_by_the_tenants_mode_and_hold_for_retry_must_fit_the_budgets() {
+        let tenant = |head: &str, late: &str| {
+            parse(&format!(
+                "{head}\n[[tenants]]\nid = \"t\"\nappid = \"wx1\"\ntoken = \"tok\"\nmode = \"plain\"\n{late}"
+            ))
+        };
+        let t = &tenant("", "").expect("valid").tenants[0];
+        assert_eq!(t.late_reply.mode, LateReplyMode::CustomerService);
+        assert_eq!(t.late_reply.fallback, LateReplyMode::NextMessage);
+        assert_eq!(t.late_reply.keep, Duration::from_secs(86_400));
+        let config = tenant(
+            "",
+            "late_reply = \"hold_for_retry\"\nlate_reply_note = \"\"\nlate_reply_keep_secs = 60",
+        )
+        .expect("valid: 14.5 s fits the default budgets");
+        let late = &config.tenants[0].late_reply;
+        assert_eq!(
+            (late.mode, late.note.as_str()),
+            (LateReplyMode::HoldForRetry, "")
+        );
+        assert_eq!(
+            LateReplyPolicy::decision_budget(late.mode, Duration::from_millis(4_500)),
+            Duration::from_millis(14_500)
+        );
+        assert_eq!(
+            LateReplyPolicy::decision_budget(
+                LateReplyMode::NextMessage,
+                Duration::from_millis(4_500)
+            ),
+            Duration::from_millis(4_500)
+        );
+
+        let err = tenant("async_budget_ms = 10000", "late_reply = \"hold_for_retry\"")
+            .expect_err("the chain would be stopped before the last attempt");
+        let problems = problems_by_key(&err);
+        assert!(
+            problems["tenants[t].late_reply"].contains("async_budget_ms"),
+            "{problems:?}"
+        );
+        let err = tenant(
+            "async_budget_ms = 10000",
+            "late_reply_fallback = \"hold_for_retry\"",
+        )
+        .expect_err("a fallback to hold_for_retry must fit too");
+        assert!(problems_by_key(&err).contains_key("tenants[t].late_reply_fallback"));
+        for (late, key) in [
+            (
+                "late_reply_fallback = \"customer_service\"",
+                "late_reply_fallback",
+            ),
+            ("late_reply_keep_secs = 0", "late_reply_keep_secs"),
+        ] {
+            let err = tenant("", late).expect_err(late);
+            assert!(
+                problems_by_key(&err).contains_key(format!("tenants[t].{key}").as_str()),
+                "{err}"
+            );
+        }
+        let err = tenant("", "late_reply = \"later\"").expect_err("unknown mode");
+        assert!(err.problems[0].1.contains("hold_for_retry"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! budget → encode (and encrypt). A chain still running when the budget ends is answered with
 //! `success`/empty at once and may go on within the async budget; its reply is then handed to
 //! late delivery. A plugin may also answer early (`early-reply`) and keep working; what it
-//! returns afterwards is late too.
+//! returns afterwards is late too. A tenant with `late_reply = "hold_for_retry"` is answered
+//! only when the chain ends or at the passive budget of WeChat's last attempt: the attempts
+//! before it are held (WeChat gives up on them and retries, and the retry joins the chain
+//! through dedup). With `next_message`, a reply kept for the user is the passive answer to
+//! their next message.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -17,13 +21,14 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::clock::unix_now;
+use crate::config::{LateReplyMode, LateReplyPolicy};
 use crate::dedup::{self, Admission, Admit, Answer, Claim, Gate, WindowFloor};
+use crate::late_reply::{self, LateReplies};
 use crate::plugin::{self, Outcome, PushScope, Registry};
 use crate::storage::KvStore;
 use crate::telemetry::{Metrics, PushOutcome};
 use crate::tenant::{Tenant, TenantsHandle};
-use crate::wechat::{self, CallbackQuery, Message, Reply, push::no_reply};
-use crate::wechat_api::LateReplies;
+use crate::wechat::{self, CallbackQuery, Content, Event, Message, Reply, push::no_reply};
 
 /// Why a callback request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +131,8 @@ pub struct Dispatcher {
     pub floor: Arc<WindowFloor>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Late reply delivery.
-    pub late: Arc<dyn LateReplies>,
+    /// Late reply delivery, and the replies kept for users' next messages.
+    pub late: Arc<LateReplies>,
     /// The store of this host's dedup facts (and of plugin kv, when kv is embedded): a push
     /// that wrote kv is answered once this store's sync has made its writes and its dedup fact
     /// durable (a shared store has applied each write when it returns).
@@ -178,8 +183,10 @@ impl Dispatcher {
         let query = CallbackQuery::parse(query)?;
         let now = unix_now();
         let inbound = tenant.account.open(&query, body, now)?;
+        let late = self.late.mode(&tenant);
+        let budget = LateReplyPolicy::decision_budget(late, self.passive_budget);
         let admission = self
-            .admit(&tenant, &query, body, &inbound.message, now)
+            .admit(&tenant, &query, body, &inbound.message, now, budget)
             .await?;
         // The push's span starts once its message is known, with every field but the plugin
         // set at once: each later `record` costs a formatting pass in the log layer.
@@ -190,14 +197,20 @@ impl Dispatcher {
             msg_type = inbound.message.msg_type(),
             plugin = tracing::field::Empty,
         );
-        self.respond(&tenant, &inbound, started, admission)
-            .instrument(span)
-            .await
+        let push = Push {
+            tenant: &tenant,
+            inbound: &inbound,
+            started,
+            late,
+            budget,
+        };
+        self.respond(push, admission).instrument(span).await
     }
 
     /// Passes an opened push through the gate: its signed query is bound to its body for as
     /// long as the window accepts it (the same query with another body is refused, as is a
-    /// push stamped before the floor a widened window left) and its dedup key registered.
+    /// push stamped before the floor a widened window left) and its dedup key registered,
+    /// leased for as long as its answer may take (`budget`).
     async fn admit(
         &self,
         tenant: &Tenant,
@@ -205,6 +218,7 @@ impl Dispatcher {
         body: &[u8],
         msg: &Message,
         now: i64,
+        budget: Duration,
     ) -> Result<Admission, PushError> {
         let timestamp = query.timestamp.as_deref().unwrap_or_default();
         let window = tenant.account.timestamp_window();
@@ -228,22 +242,23 @@ impl Dispatcher {
             body,
             window_left,
             key: key.as_deref(),
+            lease: answer_lease(budget),
         };
         Ok(self.gate.admit(push).await)
     }
 
-    /// Answers an admitted push: the chain under the passive budget (or what dedup decided
-    /// instead), and the encoded (and encrypted) answer.
-    async fn respond(
-        &self,
-        tenant: &Arc<Tenant>,
-        inbound: &wechat::push::Inbound,
-        started: Instant,
-        admission: Admission,
-    ) -> Result<PushAnswer, PushError> {
-        let msg = &inbound.message;
+    /// Answers an admitted push: the chain under its budget (or what dedup decided instead),
+    /// and the encoded (and encrypted) answer.
+    async fn respond(&self, push: Push<'_>, admission: Admission) -> Result<PushAnswer, PushError> {
+        let Push {
+            tenant,
+            inbound,
+            started,
+            budget,
+            ..
+        } = push;
         let (answer, outcome) = match admission {
-            Admission::Run(claim) => self.answer(tenant, msg, started, claim).await?,
+            Admission::Run(claim) => self.answer(push, claim).await?,
             Admission::Conflict => return Err(PushError::SignatureReused),
             Admission::Replay => {
                 self.metrics.dedup_hit(&tenant.id, "replay");
@@ -259,7 +274,9 @@ impl Dispatcher {
             }
             Admission::InFlight(first_answer) => {
                 self.metrics.dedup_hit(&tenant.id, "in_flight");
-                let deadline = tokio::time::Instant::from_std(started + self.passive_budget);
+                // With `hold_for_retry`, held until the answer is decided (WeChat gives up on
+                // this attempt meanwhile, unless it is the last).
+                let deadline = tokio::time::Instant::from_std(started + budget);
                 match tokio::time::timeout_at(deadline, first_answer).await {
                     Ok(Some(answer)) => (Arc::unwrap_or_clone(answer), PushOutcome::RetryWaited),
                     _ => (None, PushOutcome::RetryTimedOut),
@@ -290,8 +307,9 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the chain under the passive budget and decides the answer, which `claim` (the
-    /// push's dedup entry, when it has one) records for retries.
+    /// Runs the chain under the push's budget and decides the answer (with the reply kept
+    /// for the user, under `next_message`), which `claim` (the push's dedup entry, when it has
+    /// one) records for retries.
     ///
     /// The chain is polled once in place first: most chains finish there (a plugin that does
     /// not wait on I/O runs to its end in one poll), and then no task and no timer are needed.
@@ -301,12 +319,22 @@ impl Dispatcher {
     /// the async budget, its answer is recorded for every retry, and a late reply is delivered.
     async fn answer(
         &self,
-        tenant: &Arc<Tenant>,
-        msg: &Arc<Message>,
-        started: Instant,
+        push: Push<'_>,
         claim: Option<Claim>,
     ) -> Result<(Answer, PushOutcome), PushError> {
-        let (scope, early_answer) = PushScope::new(started + self.passive_budget);
+        let Push {
+            tenant,
+            started,
+            budget,
+            ..
+        } = push;
+        let msg = &push.inbound.message;
+        let kept = if push.late == LateReplyMode::NextMessage && carries_kept_reply(msg) {
+            self.late.take(tenant, &msg.from_user).await
+        } else {
+            None
+        };
+        let (scope, early_answer) = PushScope::new(started + budget);
         // Polled here, the chain runs in the push's span already; it takes the span along
         // only when it moves to a task of its own.
         let mut chain: Chain = Box::pin(contained(run_chain(
@@ -319,6 +347,7 @@ impl Dispatcher {
         if let Poll::Ready(result) = first_poll {
             if !scope.wrote_kv() && early_answer.is_empty() {
                 let decided = decide(result, &scope);
+                let decided = with_kept(&self.late, tenant, &msg.from_user, kept, decided).await;
                 if let Some(claim) = claim {
                     claim.finish(&decided.answer).await;
                 }
@@ -333,16 +362,66 @@ impl Dispatcher {
             durable: Arc::clone(&self.durable),
             late: Arc::clone(&self.late),
             metrics: Arc::clone(&self.metrics),
-            passive_deadline: started + self.passive_budget,
+            decision_deadline: started + budget,
+            held_after: (push.late == LateReplyMode::HoldForRetry)
+                .then_some(started + self.passive_budget),
             async_deadline: started + self.async_budget,
         };
-        self.tasks.spawn(
-            driver
-                .drive(chain, scope, early_answer, claim, answered)
-                .in_current_span(),
-        );
+        let held = Held {
+            scope,
+            early_answer,
+            kept,
+        };
+        self.tasks
+            .spawn(driver.drive(chain, held, claim, answered).in_current_span());
         // Dropping this wait (the client went away) leaves the driver to finish the push.
         answer.await.unwrap_or(Ok((None, PushOutcome::ChainFailed)))
+    }
+}
+
+/// An opened push and how its tenant's late replies go.
+#[derive(Clone, Copy)]
+struct Push<'a> {
+    tenant: &'a Arc<Tenant>,
+    inbound: &'a wechat::push::Inbound,
+    started: Instant,
+    /// The tenant's late-reply mode in effect.
+    late: LateReplyMode,
+    /// When after `started` its answer is decided ([`LateReplyPolicy::decision_budget`]).
+    budget: Duration,
+}
+
+/// Whether `msg` may carry a reply kept for its sender: a message, or an event of a user's
+/// own doing that WeChat shows a passive reply to.
+fn carries_kept_reply(msg: &Message) -> bool {
+    match &msg.content {
+        Content::Event(event) => matches!(
+            event,
+            Event::Subscribe { .. } | Event::Scan { .. } | Event::Click { .. }
+        ),
+        _ => !msg.from_user.is_empty(),
+    }
+}
+
+/// `decided` with the reply `kept` for `user` ([`late_reply::merge`]); what does not fit is
+/// kept for their next message in turn.
+async fn with_kept(
+    late: &LateReplies,
+    tenant: &Tenant,
+    user: &str,
+    kept: Option<Reply>,
+    decided: Decided,
+) -> Decided {
+    let Some(kept) = kept else {
+        return decided;
+    };
+    let (answer, rest) = late_reply::merge(kept, &tenant.late_reply.note, decided.answer);
+    if let Some(rest) = rest {
+        late.keep(tenant, user, rest).await;
+    }
+    Decided {
+        answer: Some(answer),
+        outcome: decided.outcome,
     }
 }
 
@@ -393,10 +472,22 @@ struct Driver {
     tenant: Arc<Tenant>,
     to_user: String,
     durable: Arc<dyn KvStore>,
-    late: Arc<dyn LateReplies>,
+    late: Arc<LateReplies>,
     metrics: Arc<Metrics>,
-    passive_deadline: Instant,
+    /// When the answer is decided if the chain has not ended.
+    decision_deadline: Instant,
+    /// With `hold_for_retry`: the passive budget of the first attempt, after which an answer
+    /// reaches WeChat only through a retry.
+    held_after: Option<Instant>,
     async_deadline: Instant,
+}
+
+/// What the push's calls share with its driver.
+struct Held {
+    scope: PushScope,
+    early_answer: oneshot::Receiver<Reply>,
+    /// The reply kept for the user (`next_message`), answered with this push.
+    kept: Option<Reply>,
 }
 
 /// What is left of a chain once its push is answered.
@@ -410,19 +501,23 @@ enum Rest {
 }
 
 impl Driver {
-    /// Decides the answer (the chain's result, an early reply, or none at the passive budget),
-    /// makes the push's kv writes durable, records the answer in `claim` and hands it to
-    /// `answered`; then lets the rest of the chain finish within the async budget and delivers
-    /// what it returns late.
+    /// Decides the answer (the chain's result, an early reply, or none at the decision
+    /// deadline), makes the push's kv writes durable, records the answer in `claim` and hands
+    /// it to `answered`; then lets the rest of the chain finish within the async budget and
+    /// delivers what it returns late.
     async fn drive(
         self,
         mut chain: Chain,
-        scope: PushScope,
-        mut early_answer: oneshot::Receiver<Reply>,
+        held: Held,
         mut claim: Option<Claim>,
         answered: oneshot::Sender<Result<(Answer, PushOutcome), PushError>>,
     ) {
-        let passive_deadline = tokio::time::Instant::from_std(self.passive_deadline);
+        let Held {
+            scope,
+            mut early_answer,
+            kept,
+        } = held;
+        let decision_deadline = tokio::time::Instant::from_std(self.decision_deadline);
         let (decided, rest) = tokio::select! {
             biased;
             result = &mut chain => match early_answer.try_recv() {
@@ -438,12 +533,15 @@ impl Driver {
                 Decided { answer: Some(reply), outcome: PushOutcome::EarlyReply },
                 Rest::Running(chain),
             ),
-            () = tokio::time::sleep_until(passive_deadline) => {
+            () = tokio::time::sleep_until(decision_deadline) => {
                 // Still waiting for a call slot: the tenant's own queue is too long (its calls
                 // give up at this deadline too).
                 let outcome = if scope.waiting_for_slot() || scope.was_shed() {
                     tracing::warn!("no call slot within the passive budget; shed, answering without a reply");
                     PushOutcome::Shed
+                } else if self.held_after.is_some() {
+                    tracing::warn!("still running at the last attempt's budget; answering without a reply");
+                    PushOutcome::BudgetExhausted
                 } else {
                     tracing::warn!("passive budget exhausted; answering without a reply");
                     PushOutcome::BudgetExhausted
@@ -451,6 +549,11 @@ impl Driver {
                 (Decided { answer: None, outcome }, Rest::Running(chain))
             }
         };
+        if decided.answer.is_some() && self.held_after.is_some_and(|after| Instant::now() > after) {
+            // Decided after the first attempt's budget: a retry carries it.
+            self.metrics.late_reply(&self.tenant.id, "held");
+        }
+        let decided = with_kept(&self.late, &self.tenant, &self.to_user, kept, decided).await;
         let mut durable = Ok(());
         if scope.wrote_kv() {
             // The fact that the push was answered goes with its writes, in the same commit.
@@ -460,7 +563,7 @@ impl Driver {
             // What the chain wrote so far is durable before its answer leaves (writes after
             // it, by a chain still running, are made durable by the store's own commits).
             let sync = self.durable.sync();
-            let deadline = passive_deadline.max(tokio::time::Instant::now() + SYNC_GRACE);
+            let deadline = decision_deadline.max(tokio::time::Instant::now() + SYNC_GRACE);
             match tokio::time::timeout_at(deadline, sync).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -516,7 +619,7 @@ impl Driver {
         if let Some(ChainResult::Reply { reply, plugin }) = result {
             let delivery = self
                 .late
-                .deliver(&self.tenant.api, &self.to_user, &plugin, reply);
+                .deliver(&self.tenant, &self.to_user, &plugin, reply);
             if tokio::time::timeout_at(deadline, delivery).await.is_err() {
                 tracing::warn!("late reply still sending at the async budget; dropped");
                 self.metrics.late_reply(&self.tenant.id, "dropped");

@@ -41,6 +41,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod http;
 pub mod http_client;
+pub mod late_reply;
 pub mod plugin;
 pub mod scaffold;
 pub mod secret;

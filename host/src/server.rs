@@ -16,11 +16,12 @@ use crate::config::{Config, StorageConfig};
 use crate::dedup::{Gate, LocalGate, MemoryDedup, MemorySignatureLog, RedisGate, WindowFloor};
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, router};
+use crate::late_reply::LateReplies;
 use crate::plugin::{Registry, Runtime};
 use crate::storage::{Backend, FactStore, KvStore, RedbKv, RedisKv, RedisSettings, StorageStats};
 use crate::telemetry::{Metrics, StorageReport};
 use crate::tenant::{Services, Tenants, TenantsHandle};
-use crate::wechat_api::{ApiClient, ApiLateReplies};
+use crate::wechat_api::ApiClient;
 
 /// How often the plugins folder is scanned (a new plugin serves within a second).
 const PLUGIN_SCAN: Duration = Duration::from_millis(250);
@@ -110,7 +111,6 @@ impl App {
                 local_gate,
                 Arc::clone(&metrics),
                 ttl,
-                crate::dispatch::answer_lease(Duration::from_millis(config.passive_budget_ms)),
             )),
         };
         let services = Services {
@@ -136,9 +136,8 @@ impl App {
             floor: Arc::new(floor),
             metrics: Arc::clone(&metrics),
             durable: Arc::clone(&embedded),
-            late: Arc::new(ApiLateReplies {
-                metrics: Arc::clone(&metrics),
-            }),
+            // Kept late replies live where plugin kv does: shared by every node on Redis.
+            late: Arc::new(LateReplies::new(Arc::clone(&kv), Arc::clone(&metrics))),
             passive_budget: Duration::from_millis(config.passive_budget_ms),
             async_budget: Duration::from_millis(config.async_budget_ms),
             tasks: TaskTracker::new(),

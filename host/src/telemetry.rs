@@ -175,6 +175,7 @@ pub struct Metrics {
     dedup_evictions: Family<Reason, Counter>,
     log_lines_dropped: Family<PluginDrop, Counter>,
     late_replies: Family<TenantOutcome, Counter>,
+    late_reply_fallbacks: Family<TenantOutcome, Gauge>,
     token_fetches: Family<TenantOutcome, Counter>,
     api_calls: Family<ApiCall, Counter>,
     http_requests: Family<PluginError, Counter>,
@@ -246,8 +247,16 @@ impl Default for Metrics {
         let late_replies = Family::<TenantOutcome, Counter>::default();
         registry.register(
             "wxhost_late_replies",
-            "Replies produced after the passive budget (outcome: sent, failed, dropped)",
+            "Replies produced after the passive budget (outcome: sent, failed, dropped, kept for \
+             the user's next message, delivered with it, held for WeChat's retries)",
             late_replies.clone(),
+        );
+        let late_reply_fallbacks = Family::<TenantOutcome, Gauge>::default();
+        registry.register(
+            "wxhost_late_reply_fallback",
+            "1 for a tenant whose customer-service late replies WeChat refused (48001), with \
+             the fallback they take on this node (outcome)",
+            late_reply_fallbacks.clone(),
         );
         let token_fetches = Family::<TenantOutcome, Counter>::default();
         registry.register(
@@ -398,6 +407,7 @@ impl Default for Metrics {
             dedup_evictions,
             log_lines_dropped,
             late_replies,
+            late_reply_fallbacks,
         }
     }
 }
@@ -660,6 +670,16 @@ impl Metrics {
     /// Counts a late reply and what became of it.
     pub fn late_reply(&self, tenant: &str, outcome: &str) {
         count(&self.late_replies, tenant, outcome);
+    }
+
+    /// Shows that `tenant`'s late replies now take `fallback`.
+    pub fn late_reply_fallback(&self, tenant: &str, fallback: &str) {
+        self.late_reply_fallbacks
+            .get_or_create(&TenantOutcome {
+                tenant: tenant.to_owned(),
+                outcome: fallback.to_owned(),
+            })
+            .set(1);
     }
 
     /// Counts an access token fetch of `tenant`.

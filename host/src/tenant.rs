@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use regex::Regex;
 
-use crate::config::{ChainEntryConfig, Config, MatchRules, TenantConfig};
+use crate::config::{ChainEntryConfig, Config, LateReplyPolicy, MatchRules, TenantConfig};
 use crate::http_client::{AddressPolicy, PluginClients};
 use crate::plugin::{ApiGrant, CallContext, HttpGrant, WarmInstances};
 use crate::secret::Secret;
@@ -113,6 +113,8 @@ pub struct Tenant {
     pub chain: Vec<ChainEntry>,
     /// The WeChat API as this account (fails with `NoSecret` without an app secret).
     pub api: AccountApi,
+    /// Where its replies that miss the passive budget go.
+    pub late_reply: LateReplyPolicy,
     /// Its push counters.
     pub metrics: TenantMetrics,
 }
@@ -186,6 +188,7 @@ impl Tenant {
             account,
             chain,
             api,
+            late_reply: config.late_reply.clone(),
             metrics: services.metrics.tenant(&config.id),
         })
     }

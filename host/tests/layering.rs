@@ -15,6 +15,7 @@ const CRATE_LAYERS: &[&[&str]] = &[
     &["plugin"],
     &["config"],
     &["tenant"],
+    &["late_reply"],
     &["dispatch"],
     &["http"],
     &["server"],

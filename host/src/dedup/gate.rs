@@ -26,6 +26,9 @@ pub struct Admit<'a> {
     pub window_left: Duration,
     /// Its dedup key ([`super::key`]), `None` when the message carries nothing to key on.
     pub key: Option<&'a str>,
+    /// The longest its answer can take to be decided and recorded: a shared entry is leased
+    /// for this long (the pipeline's `answer_lease`).
+    pub lease: Duration,
 }
 
 /// The answer a retry waits for: `None` if the push's runner gave up without one.
@@ -177,6 +180,7 @@ pub(crate) mod contract {
     use crate::wechat::Reply;
 
     const WINDOW: Duration = Duration::from_secs(300);
+    const LEASE: Duration = Duration::from_secs(10);
 
     /// A push of message `key` with its own signed query.
     pub(crate) fn push(key: &str) -> Admit<'_> {
@@ -186,6 +190,7 @@ pub(crate) mod contract {
             body: b"<xml/>",
             window_left: WINDOW,
             key: Some(key),
+            lease: LEASE,
         }
     }
 
@@ -197,6 +202,7 @@ pub(crate) mod contract {
             body,
             window_left,
             key: None,
+            lease: LEASE,
         }
     }
 

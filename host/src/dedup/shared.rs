@@ -16,8 +16,9 @@
 //! every [`RECHECK`] in case a message was lost (a subscription being re-established). The node
 //! answering a retry encrypts the stored answer itself.
 //!
-//! **The lease** is the longest a push can run before its answer is decided (the passive
-//! budget and the grace for making its kv writes durable, plus a margin). If its node dies
+//! **The lease** is the longest a push can run before its answer is decided (its tenant's
+//! decision budget and the grace for making its kv writes durable, plus a margin), given with
+//! each push ([`Admit::lease`]). If its node dies
 //! meanwhile, retries wait until the lease ends, and a retry after that runs the chain again:
 //! the one case in which a push runs twice while Redis answers.
 //!
@@ -154,7 +155,6 @@ struct Shared {
     redis: RedisKv,
     metrics: Arc<Metrics>,
     retry_ttl: Duration,
-    lease: Duration,
     /// `P dd:done`.
     channel: Vec<u8>,
     /// This node's waiting retries, by their entry's digest.
@@ -162,22 +162,19 @@ struct Shared {
 }
 
 impl RedisGate {
-    /// A gate in `redis` keeping answers for `retry_ttl` and leasing entries for `lease`,
-    /// falling back to `local` while Redis does not answer. It subscribes to the notifications
+    /// A gate in `redis` keeping answers for `retry_ttl`, falling back to `local` while Redis does not answer. It subscribes to the notifications
     /// of finished entries at once (and again whenever the subscription is lost).
     pub fn new(
         redis: RedisKv,
         local: LocalGate,
         metrics: Arc<Metrics>,
         retry_ttl: Duration,
-        lease: Duration,
     ) -> Self {
         let shared = Arc::new(Shared {
             channel: redis.key(&[b"dd:done"]),
             redis,
             metrics,
             retry_ttl,
-            lease,
             waiters: Mutex::default(),
         });
         let stop = CancellationToken::new();
@@ -216,7 +213,7 @@ impl RedisGate {
             unix_now_ms(),
             millis(push.window_left),
             millis(shared.retry_ttl),
-            millis(shared.lease).max(1),
+            millis(push.lease).max(1),
         ]
         .map(|n| n.to_string());
         let args: [&[u8]; 6] = [
@@ -241,6 +238,7 @@ impl RedisGate {
                 key,
                 digest,
                 token,
+                lease: push.lease,
                 finished: false,
             }))),
             (b"done", Some(_)) => match answer.get(1) {
@@ -304,6 +302,7 @@ pub struct Lease {
     key: Vec<u8>,
     digest: [u8; 16],
     token: String,
+    lease: Duration,
     finished: bool,
 }
 
@@ -344,7 +343,7 @@ impl Lease {
             tracing::warn!(
                 "cannot record the answer in redis ({e}): a retry after the lease ({} ms) runs \
                  the push again",
-                self.shared.lease.as_millis()
+                self.lease.as_millis()
             );
         }
     }
@@ -547,7 +546,6 @@ mod tests {
             LocalGate::new(MemorySignatureLog::new(), MemoryDedup::new(ttl)),
             metrics,
             ttl,
-            Duration::from_secs(10),
         )
     }
 
@@ -590,23 +588,24 @@ mod tests {
     async fn a_lease_whose_node_is_gone_ends_and_then_the_push_runs_again() {
         let server = RedisServer::start();
         let ttl = Duration::from_secs(60);
-        let short_lease = |prefix| {
+        let node = |prefix| {
             RedisGate::new(
                 test_store(&server.url(), prefix, system_clock()),
                 LocalGate::new(MemorySignatureLog::new(), MemoryDedup::new(ttl)),
                 Arc::new(Metrics::default()),
                 ttl,
-                Duration::from_millis(300),
             )
         };
-        let (a, b) = (short_lease("l:"), short_lease("l:"));
-        let claim = contract::run(&a, contract::push("k")).await;
-        // The node dies: its claim is neither finished nor released.
-        std::mem::forget(claim);
-        let retry = || Admit {
-            signed: "a retry",
+        let (a, b) = (node("l:"), node("l:"));
+        let short_lease = |signed| Admit {
+            signed,
+            lease: Duration::from_millis(300),
             ..contract::push("k")
         };
+        let claim = contract::run(&a, short_lease("k")).await;
+        // The node dies: its claim is neither finished nor released.
+        std::mem::forget(claim);
+        let retry = || short_lease("a retry");
         let Admission::InFlight(wait) = b.admit(retry()).await else {
             panic!("within the lease a retry waits")
         };

@@ -19,3 +19,9 @@ pub use message::{Content, Event, Message};
 pub use push::{Account, CallbackQuery, Inbound, Mode};
 pub use replay::TimestampWindow;
 pub use reply::{Article, Reply, ReplyMessage};
+
+/// How long WeChat waits for the answer to a push before it gives up on that attempt.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How many times WeChat sends a push it gets no answer to: the first attempt and its
+/// retries, each sent when the one before timed out.
+pub const ATTEMPTS: u32 = 3;

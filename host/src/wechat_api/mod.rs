@@ -1,9 +1,8 @@
 //! The WeChat API client: access tokens per account, customer-service and template messages,
-//! a generic call for any API path, and late replies sent as customer-service messages.
+//! and a generic call for any API path.
 
 mod client;
 mod error;
-mod late;
 pub mod messages;
 mod token;
 
@@ -11,7 +10,6 @@ use serde::Deserialize;
 
 pub use client::{AccountApi, ApiClient, ApiRequest, Idempotency, Method, check_path};
 pub use error::{ApiError, hint};
-pub use late::{ApiLateReplies, LateReplies};
 pub use messages::{CustomMessage, TemplateMessage};
 pub use token::CachedToken;
 

@@ -10,6 +10,7 @@ mod dedup;
 mod exactly_once;
 mod http;
 mod languages;
+mod late_replies;
 mod nodes;
 mod reload;
 mod tenants;
