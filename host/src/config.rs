@@ -12,11 +12,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod menu;
+
+pub use menu::{ConditionalMenu, MatchRule, MenuButton, MenuConfig};
+
 use crate::http_client::{AddressRange, address::non_public};
 use crate::plugin::{HostPattern, Limits, RuntimeLimits, valid_name};
 use crate::secret::Secret;
 use crate::wechat::{self, AesKey, Mode};
-use crate::wechat_api::{TokenEndpoint, check_path};
+use crate::wechat_api::{Credentials, DEFAULT_BASE_URL, TokenEndpoint, check_path};
 
 /// The capabilities a tenant can grant a plugin (beyond log, config and kv, which every plugin
 /// has): `wechat-api` (customer-service and template messages, raw calls to `api_paths`) and
@@ -223,6 +227,7 @@ struct RawTenant {
     late_reply_note: String,
     #[serde(default = "default_late_keep")]
     late_reply_keep_secs: u64,
+    menu: Option<MenuConfig>,
     #[serde(default)]
     plugins: Vec<RawChainEntry>,
 }
@@ -512,8 +517,26 @@ pub struct TenantConfig {
     pub weight: u32,
     /// Where replies that miss the passive budget go.
     pub late_reply: LateReplyPolicy,
+    /// The menus WeChat shows the account's users, kept as configured (`None`: left alone).
+    pub menu: Option<MenuConfig>,
     /// The plugin chain, in order.
     pub plugins: Vec<ChainEntryConfig>,
+}
+
+impl TenantConfig {
+    /// What the WeChat API client needs to act as this account.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            tenant: self.id.clone(),
+            appid: self.appid.clone(),
+            secret: self.app_secret.clone(),
+            base_url: self
+                .api_base_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            token_endpoint: self.token_endpoint,
+        }
+    }
 }
 
 /// One plugin in a tenant's chain.
@@ -836,6 +859,15 @@ fn tenant(
             format!("must be 1..={MAX_LATE_KEEP_SECS}"),
         );
     }
+    if let Some(menu) = &t.menu {
+        menu::check(p, &format!("{key}.menu"), menu);
+        if app_secret.is_none() {
+            p.add(
+                format!("{key}.menu"),
+                "needs app_secret (menus are set through the WeChat API)",
+            );
+        }
+    }
     if t.late_reply_note.len() > 256 {
         p.add(
             format!("{key}.late_reply_note"),
@@ -896,6 +928,7 @@ fn tenant(
             note: t.late_reply_note,
             keep: Duration::from_secs(t.late_reply_keep_secs),
         },
+        menu: t.menu,
         plugins,
     })
 }
@@ -1194,6 +1227,110 @@ mod tests {
         }
         let err = tenant("", "late_reply = \"later\"").expect_err("unknown mode");
         assert!(err.problems[0].1.contains("hold_for_retry"), "{err}");
+    }
+
+    #[test]
+    fn a_menu_is_checked_against_wechats_rules_with_each_problems_key() {
+        let tenant = |secret: &str, menu: &str| {
+            parse(&format!(
+                "[[tenants]]\nid = \"t\"\nappid = \"wx1\"\ntoken = \"tok\"\nmode = \"plain\"\n{secret}\n{menu}"
+            ))
+        };
+        let secret = "app_secret = \"s\"";
+        let good = "[[tenants.menu.button]]\ntype = \"click\"\nname = \"歌曲\"\nkey = \"K\"\n";
+        let menu = tenant(secret, good).expect("valid").tenants[0].menu.clone();
+        assert_eq!(menu.expect("menu").button[0].key.as_deref(), Some("K"));
+        assert!(tenant(secret, "").expect("valid").tenants[0].menu.is_none());
+        assert!(
+            problems_by_key(&tenant("", good).expect_err("no secret"))
+                .contains_key("tenants[t].menu")
+        );
+        let bad = r#"
+[[tenants.menu.button]]
+type = "click"
+name = "今日最好听的歌曲"
+[[tenants.menu.button]]
+name = "group"
+type = "view"
+[[tenants.menu.button.sub_button]]
+type = "view"
+name = "v"
+url = "ftp://x"
+key = "K"
+[[tenants.menu.button.sub_button]]
+type = "teleport"
+name = "t"
+[[tenants.menu.button]]
+type = "miniprogram"
+name = "m"
+url = "https://x"
+[[tenants.menu.button]]
+type = "location_select"
+name = "four"
+key = "L"
+[[tenants.menu.conditional]]
+matchrule = { sex = "3", city = "深圳" }
+[[tenants.menu.conditional.button]]
+name = ""
+type = "media_id"
+media_id = "M"
+"#;
+        let problems = problems_by_key(&tenant(secret, bad).expect_err("bad menu"))
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<BTreeMap<_, _>>();
+        for (key, problem) in [
+            ("tenants[t].menu.button", "1 to 3 buttons"),
+            (
+                "tenants[t].menu.button[0].name",
+                "24 bytes; WeChat allows 16",
+            ),
+            ("tenants[t].menu.button[0].key", "required by type click"),
+            ("tenants[t].menu.button[1]", "only a name"),
+            (
+                "tenants[t].menu.button[1].sub_button[0].url",
+                "http:// or https://",
+            ),
+            (
+                "tenants[t].menu.button[1].sub_button[0].key",
+                "not used by type view",
+            ),
+            (
+                "tenants[t].menu.button[1].sub_button[1].type",
+                "unknown button type",
+            ),
+            (
+                "tenants[t].menu.button[2].appid",
+                "required by type miniprogram",
+            ),
+            (
+                "tenants[t].menu.button[2].pagepath",
+                "required by type miniprogram",
+            ),
+            (
+                "tenants[t].menu.conditional[0].button[0].name",
+                "must not be empty",
+            ),
+            (
+                "tenants[t].menu.conditional[0].matchrule.sex",
+                "one of 1, 2",
+            ),
+            (
+                "tenants[t].menu.conditional[0].matchrule.city",
+                "needs province",
+            ),
+        ] {
+            let found = problems
+                .get(key)
+                .unwrap_or_else(|| panic!("no problem for {key}: {problems:?}"));
+            assert!(found.contains(problem), "{key}: {found}");
+        }
+        let err = tenant(
+            secret,
+            "[[tenants.menu.button]]\nname = \"x\"\ntype = \"click\"\nkeys = \"K\"\n",
+        )
+        .expect_err("unknown field");
+        assert!(err.problems[0].1.contains("keys"), "{err}");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod dispatch;
 pub mod http;
 pub mod http_client;
 pub mod late_reply;
+pub mod menu;
 pub mod plugin;
 pub mod scaffold;
 pub mod secret;

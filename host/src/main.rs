@@ -44,6 +44,17 @@ enum Command {
         #[arg(long)]
         plugin: Option<PathBuf>,
     },
+    /// Show, set or delete a tenant's WeChat menus (`[tenants.menu]` in the config).
+    Menu {
+        /// `show` (WeChat's menus, compared with the config), `apply` or `delete`.
+        action: wxhost::menu::Action,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The config file.
+        #[arg(long, env = "WXHOST_CONFIG", default_value = "wxhost.toml")]
+        config: PathBuf,
+    },
     /// Create a plugin crate that builds for wasm32-wasip2 out of the box.
     NewPlugin {
         /// The plugin's name (lowercase letter first, then a-z 0-9 - _).
@@ -166,6 +177,14 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             print!("{report}");
+        }
+        Command::Menu {
+            action,
+            tenant,
+            config,
+        } => {
+            let config = wxhost::config::Config::load(&config)?;
+            print!("{}", wxhost::menu::command(&config, &tenant, action).await?);
         }
         Command::Demo { text, plugin } => {
             let now = unix_now();

@@ -20,7 +20,7 @@ use crate::late_reply::LateReplies;
 use crate::plugin::{Registry, Runtime};
 use crate::storage::{Backend, FactStore, KvStore, RedbKv, RedisKv, RedisSettings, StorageStats};
 use crate::telemetry::{Metrics, StorageReport};
-use crate::tenant::{Services, Tenants, TenantsHandle};
+use crate::tenant::{Services, Tenant, Tenants, TenantsHandle};
 use crate::wechat_api::ApiClient;
 
 /// How often the plugins folder is scanned (a new plugin serves within a second).
@@ -220,6 +220,7 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     let background = TaskTracker::new();
+    background.spawn(sync_menus(app.tenants.load(), |_| true));
     background.spawn(Arc::clone(&app.registry).watch(PLUGIN_SCAN, stop.clone().cancelled_owned()));
     background.spawn(watch_config(
         config_path,
@@ -307,6 +308,17 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// Syncs the menus of the `tenants` that `which` picks, one tenant after another.
+async fn sync_menus(tenants: Arc<Tenants>, which: impl Fn(&Tenant) -> bool + Send) {
+    for id in tenants.ids() {
+        if let Some(tenant) = tenants.get(&id)
+            && which(&tenant)
+        {
+            crate::menu::sync_logged(&tenant).await;
+        }
+    }
+}
+
 /// The config file's identity between checks.
 fn stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
     std::fs::metadata(path)
@@ -349,7 +361,12 @@ async fn watch_config(
                 tracing::info!(tenants = ?new.ids(), "config reloaded");
                 floor.set_window(config.timestamp_skew_secs);
                 apply_weights(&config, &registry);
+                let old = tenants.load();
                 tenants.store(new);
+                // Only the menus the change touched are read back and set.
+                tokio::spawn(sync_menus(tenants.load(), move |t: &Tenant| {
+                    old.get(&t.id).is_none_or(|before| before.menu != t.menu)
+                }));
                 warn_missing_plugins(&config, &registry);
             }
             Err(e) => {

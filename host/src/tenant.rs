@@ -6,14 +6,16 @@ use std::sync::{Arc, RwLock};
 
 use regex::Regex;
 
-use crate::config::{ChainEntryConfig, Config, LateReplyPolicy, MatchRules, TenantConfig};
+use crate::config::{
+    ChainEntryConfig, Config, LateReplyPolicy, MatchRules, MenuConfig, TenantConfig,
+};
 use crate::http_client::{AddressPolicy, PluginClients};
 use crate::plugin::{ApiGrant, CallContext, HttpGrant, WarmInstances};
 use crate::secret::Secret;
 use crate::storage::KvStore;
 use crate::telemetry::{Metrics, PluginMetrics, TenantMetrics};
 use crate::wechat::{self, Account, Content, Message, TimestampWindow};
-use crate::wechat_api::{AccountApi, ApiClient, Credentials, DEFAULT_BASE_URL};
+use crate::wechat_api::{AccountApi, ApiClient};
 
 /// What tenants are built on: shared by every tenant and kept across config reloads.
 #[derive(Debug, Clone)]
@@ -115,6 +117,8 @@ pub struct Tenant {
     pub api: AccountApi,
     /// Where its replies that miss the passive budget go.
     pub late_reply: LateReplyPolicy,
+    /// Its menus as configured (`None`: not managed by wxhost).
+    pub menu: Option<MenuConfig>,
     /// Its push counters.
     pub metrics: TenantMetrics,
 }
@@ -132,16 +136,7 @@ impl Tenant {
         if let Some(original_id) = &config.original_id {
             account = account.with_original_id(original_id);
         }
-        let api = services.api.account(Credentials {
-            tenant: config.id.clone(),
-            appid: config.appid.clone(),
-            secret: config.app_secret.clone(),
-            base_url: config
-                .api_base_url
-                .clone()
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-            token_endpoint: config.token_endpoint,
-        });
+        let api = services.api.account(config.credentials());
         let chain = config
             .plugins
             .iter()
@@ -189,6 +184,7 @@ impl Tenant {
             chain,
             api,
             late_reply: config.late_reply.clone(),
+            menu: config.menu.clone(),
             metrics: services.metrics.tenant(&config.id),
         })
     }

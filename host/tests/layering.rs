@@ -15,7 +15,7 @@ const CRATE_LAYERS: &[&[&str]] = &[
     &["plugin"],
     &["config"],
     &["tenant"],
-    &["late_reply"],
+    &["late_reply", "menu"],
     &["dispatch"],
     &["http"],
     &["server"],

@@ -11,6 +11,7 @@ mod exactly_once;
 mod http;
 mod languages;
 mod late_replies;
+mod menus;
 mod nodes;
 mod reload;
 mod tenants;

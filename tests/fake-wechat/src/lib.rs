@@ -3,6 +3,10 @@
 //! tokens and bodies as WeChat does and answering with WeChat's error codes. Tests can inject
 //! errors, delay answers, revoke tokens, and read what was called and sent.
 //!
+//! Menus: `cgi-bin/menu/create`, `get`, `delete`, `addconditional` and `delconditional`, with
+//! WeChat's limits on buttons and its error codes, reporting menus as WeChat does (every
+//! button with a `sub_button` list, every match rule field).
+//!
 //! It also serves `GET /quote?symbol=…`, a stand-in for a third-party HTTP service that plugins
 //! call with outbound HTTP.
 
@@ -36,6 +40,10 @@ struct Inner {
     /// Bodies of messages accepted, by path.
     sent: Vec<(String, Value)>,
     next_msgid: u64,
+    /// The default menu's buttons, if set.
+    menu: Option<Value>,
+    /// The conditional menus: (menuid, buttons, match rule).
+    conditional: Vec<(u64, Value, Value)>,
 }
 
 /// A running fake; it stops when dropped with the runtime that started it.
@@ -71,6 +79,11 @@ impl FakeWechat {
             .route("/cgi-bin/stable_token", post(stable_token))
             .route("/cgi-bin/message/custom/send", post(custom_send))
             .route("/cgi-bin/message/template/send", post(template_send))
+            .route("/cgi-bin/menu/create", post(menu_create))
+            .route("/cgi-bin/menu/get", get(menu_get))
+            .route("/cgi-bin/menu/delete", get(menu_delete))
+            .route("/cgi-bin/menu/addconditional", post(menu_add_conditional))
+            .route("/cgi-bin/menu/delconditional", post(menu_del_conditional))
             .route("/quote", get(quote))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -127,6 +140,20 @@ impl FakeWechat {
     /// Token fetches on either endpoint.
     pub fn token_fetches(&self) -> u32 {
         self.calls("cgi-bin/token") + self.calls("cgi-bin/stable_token")
+    }
+
+    /// The default menu's buttons as created, if any.
+    pub fn menu(&self) -> Option<Value> {
+        lock(&self.inner).menu.clone()
+    }
+
+    /// The conditional menus as added: `{"button": …, "matchrule": …}`.
+    pub fn conditional_menus(&self) -> Vec<Value> {
+        lock(&self.inner)
+            .conditional
+            .iter()
+            .map(|(_, button, rule)| json!({ "button": button, "matchrule": rule }))
+            .collect()
     }
 
     /// Message bodies accepted on `path`, in order.
@@ -310,4 +337,203 @@ async fn quote(Query(query): Query<HashMap<String, String>>) -> Json<Value> {
     let symbol = query.get("symbol").cloned().unwrap_or_default();
     let price = symbol.bytes().map(u64::from).sum::<u64>() % 1000;
     Json(json!({ "symbol": symbol, "price": price }))
+}
+
+/// Counts a call to `path` and checks its token: the injected or token error, if any.
+fn call(inner: &Shared, path: &str, query: &HashMap<String, String>) -> Result<(), Json<Value>> {
+    if let Some(code) = begin(inner, path) {
+        return Err(error(code, "injected"));
+    }
+    check_token(inner, query)
+}
+
+/// WeChat's checks of a menu's buttons: 1 to 3, names of at most 16 bytes (60 for a
+/// sub-button), 1 to 5 sub-buttons, a known type with its fields.
+fn check_buttons(buttons: Option<&Value>) -> Result<(), Json<Value>> {
+    let Some(buttons) = buttons.and_then(Value::as_array) else {
+        return Err(error(40016, "invalid button size"));
+    };
+    if !(1..=3).contains(&buttons.len()) {
+        return Err(error(40016, "invalid button size"));
+    }
+    for button in buttons {
+        let name = button.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() || name.len() > 16 {
+            return Err(error(40018, "invalid button name size"));
+        }
+        match button.get("sub_button").and_then(Value::as_array) {
+            Some(subs) if !subs.is_empty() => {
+                if subs.len() > 5 {
+                    return Err(error(40023, "invalid sub button size"));
+                }
+                for sub in subs {
+                    let name = sub.get("name").and_then(Value::as_str).unwrap_or("");
+                    if name.is_empty() || name.len() > 60 {
+                        return Err(error(40021, "invalid sub button name size"));
+                    }
+                    check_leaf(sub)?;
+                }
+            }
+            _ => check_leaf(button)?,
+        }
+    }
+    Ok(())
+}
+
+fn check_leaf(button: &Value) -> Result<(), Json<Value>> {
+    let field = |name: &str| {
+        button
+            .get(name)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+    };
+    let kind = button.get("type").and_then(Value::as_str).unwrap_or("");
+    let fine = match kind {
+        "click" | "scancode_push" | "scancode_waitmsg" | "pic_sysphoto" | "pic_photo_or_album"
+        | "pic_weixin" | "location_select" => field("key"),
+        "view" => field("url"),
+        "miniprogram" => field("url") && field("appid") && field("pagepath"),
+        "media_id" | "view_limited" => field("media_id"),
+        "article_id" | "article_view_limited" => field("article_id"),
+        _ => return Err(error(40017, "invalid button type")),
+    };
+    if fine {
+        Ok(())
+    } else {
+        Err(error(40019, "invalid button key size"))
+    }
+}
+
+/// Buttons as WeChat reports them: each with a `sub_button` list, empty for a leaf.
+fn reported(buttons: &Value) -> Value {
+    let mut buttons = buttons.clone();
+    for button in buttons.as_array_mut().into_iter().flatten() {
+        let subs = button
+            .get_mut("sub_button")
+            .map(Value::take)
+            .unwrap_or_else(|| json!([]));
+        button["sub_button"] = reported(&subs);
+    }
+    buttons
+}
+
+async fn menu_create(
+    State(inner): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    if let Err(answer) = call(&inner, "cgi-bin/menu/create", &query) {
+        return answer;
+    }
+    if let Err(answer) = check_buttons(body.get("button")) {
+        return answer;
+    }
+    lock(&inner).menu = body.get("button").cloned();
+    error(0, "ok")
+}
+
+async fn menu_get(
+    State(inner): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    if let Err(answer) = call(&inner, "cgi-bin/menu/get", &query) {
+        return answer;
+    }
+    let inner = lock(&inner);
+    let Some(menu) = &inner.menu else {
+        return error(46003, "menu no exist");
+    };
+    let fields = [
+        "tag_id",
+        "sex",
+        "country",
+        "province",
+        "city",
+        "client_platform_type",
+        "language",
+    ];
+    let conditional: Vec<Value> = inner
+        .conditional
+        .iter()
+        .map(|(id, button, rule)| {
+            let rule: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|f| {
+                    (
+                        (*f).to_owned(),
+                        rule.get(*f).cloned().unwrap_or_else(|| json!("")),
+                    )
+                })
+                .collect();
+            json!({ "button": reported(button), "matchrule": rule, "menuid": id })
+        })
+        .collect();
+    let mut answer = json!({ "menu": { "button": reported(menu), "menuid": 100 } });
+    if !conditional.is_empty() {
+        answer["conditionalmenu"] = Value::Array(conditional);
+    }
+    Json(answer)
+}
+
+async fn menu_delete(
+    State(inner): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    if let Err(answer) = call(&inner, "cgi-bin/menu/delete", &query) {
+        return answer;
+    }
+    let mut inner = lock(&inner);
+    inner.menu = None;
+    inner.conditional.clear();
+    error(0, "ok")
+}
+
+async fn menu_add_conditional(
+    State(inner): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    if let Err(answer) = call(&inner, "cgi-bin/menu/addconditional", &query) {
+        return answer;
+    }
+    if let Err(answer) = check_buttons(body.get("button")) {
+        return answer;
+    }
+    let rule = body.get("matchrule").cloned().unwrap_or(Value::Null);
+    if rule.as_object().is_none_or(|r| r.is_empty()) {
+        return error(65304, "match rule empty");
+    }
+    let mut inner = lock(&inner);
+    if inner.menu.is_none() {
+        return error(65303, "there is no selfmenu, please create selfmenu first");
+    }
+    inner.next_msgid += 1;
+    let id = inner.next_msgid;
+    let button = body.get("button").cloned().unwrap_or(Value::Null);
+    inner.conditional.push((id, button, rule));
+    Json(json!({ "menuid": id.to_string() }))
+}
+
+async fn menu_del_conditional(
+    State(inner): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    if let Err(answer) = call(&inner, "cgi-bin/menu/delconditional", &query) {
+        return answer;
+    }
+    let id = match body.get("menuid") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    let mut inner = lock(&inner);
+    let before = inner.conditional.len();
+    inner
+        .conditional
+        .retain(|(menuid, _, _)| Some(*menuid) != id);
+    if inner.conditional.len() == before {
+        return error(65301, "no such conditional menu");
+    }
+    error(0, "ok")
 }
