@@ -20,7 +20,7 @@ use crate::http_client::{AddressRange, address::non_public};
 use crate::plugin::{HostPattern, Limits, RuntimeLimits, valid_name};
 use crate::secret::Secret;
 use crate::wechat::{self, AesKey, Mode};
-use crate::wechat_api::{Credentials, DEFAULT_BASE_URL, TokenEndpoint, check_path};
+use crate::wechat_api::{Credentials, DEFAULT_BASE_URL, ServiceWindow, TokenEndpoint, check_path};
 
 /// The capabilities a tenant can grant a plugin (beyond log, config and kv, which every plugin
 /// has): `wechat-api` (customer-service and template messages, raw calls to `api_paths`) and
@@ -228,8 +228,19 @@ struct RawTenant {
     #[serde(default = "default_late_keep")]
     late_reply_keep_secs: u64,
     menu: Option<MenuConfig>,
+    #[serde(default = "default_service_window")]
+    customer_service_window_secs: u64,
+    #[serde(default = "default_service_limit")]
+    customer_service_limit: u32,
     #[serde(default)]
     plugins: Vec<RawChainEntry>,
+}
+
+fn default_service_window() -> u64 {
+    ServiceWindow::default().window.as_secs()
+}
+fn default_service_limit() -> u32 {
+    ServiceWindow::default().limit
 }
 
 fn default_late_fallback() -> LateReplyMode {
@@ -519,6 +530,8 @@ pub struct TenantConfig {
     pub late_reply: LateReplyPolicy,
     /// The menus WeChat shows the account's users, kept as configured (`None`: left alone).
     pub menu: Option<MenuConfig>,
+    /// WeChat's rules for customer-service sends, checked before a send.
+    pub service_window: ServiceWindow,
     /// The plugin chain, in order.
     pub plugins: Vec<ChainEntryConfig>,
 }
@@ -868,6 +881,18 @@ fn tenant(
             );
         }
     }
+    if !(1..=30 * 86_400).contains(&t.customer_service_window_secs) {
+        p.add(
+            format!("{key}.customer_service_window_secs"),
+            "must be 1..=2592000 (WeChat's is 172800, 48 hours)",
+        );
+    }
+    if !(1..=1000).contains(&t.customer_service_limit) {
+        p.add(
+            format!("{key}.customer_service_limit"),
+            "must be 1..=1000 (WeChat's is 20)",
+        );
+    }
     if t.late_reply_note.len() > 256 {
         p.add(
             format!("{key}.late_reply_note"),
@@ -929,6 +954,10 @@ fn tenant(
             keep: Duration::from_secs(t.late_reply_keep_secs),
         },
         menu: t.menu,
+        service_window: ServiceWindow {
+            window: Duration::from_secs(t.customer_service_window_secs),
+            limit: t.customer_service_limit,
+        },
         plugins,
     })
 }

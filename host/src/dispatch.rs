@@ -329,6 +329,10 @@ impl Dispatcher {
             ..
         } = push;
         let msg = &push.inbound.message;
+        // Before the chain, whose plugins may write to the user at once.
+        if tenant.api.has_secret() && opens_service_window(msg) {
+            tenant.api.record_interaction(&msg.from_user).await;
+        }
         let kept = if push.late == LateReplyMode::NextMessage && carries_kept_reply(msg) {
             self.late.take(tenant, &msg.from_user).await
         } else {
@@ -398,6 +402,21 @@ fn carries_kept_reply(msg: &Message) -> bool {
         Content::Event(event) => matches!(
             event,
             Event::Subscribe { .. } | Event::Scan { .. } | Event::Click { .. }
+        ),
+        _ => !msg.from_user.is_empty(),
+    }
+}
+
+/// Whether `msg` opens its sender's customer-service window, as WeChat counts interactions: a
+/// message, a follow, a QR code scan, or a click or scan-code menu button.
+fn opens_service_window(msg: &Message) -> bool {
+    match &msg.content {
+        Content::Event(event) => matches!(
+            event,
+            Event::Subscribe { .. }
+                | Event::Scan { .. }
+                | Event::Click { .. }
+                | Event::ScanCode { .. }
         ),
         _ => !msg.from_user.is_empty(),
     }

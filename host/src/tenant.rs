@@ -136,7 +136,10 @@ impl Tenant {
         if let Some(original_id) = &config.original_id {
             account = account.with_original_id(original_id);
         }
-        let api = services.api.account(config.credentials());
+        let api = services
+            .api
+            .account(config.credentials())
+            .with_window(config.service_window);
         let chain = config
             .plugins
             .iter()

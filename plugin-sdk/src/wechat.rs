@@ -31,6 +31,27 @@ pub enum ApiError {
     Unavailable(String),
 }
 
+impl ApiError {
+    /// Whether a customer-service send failed because the user is outside WeChat's 48-hour
+    /// window (45015; the host refuses such a send itself when it knows, without calling
+    /// WeChat): a template message can still reach them.
+    ///
+    /// ```
+    /// use wxhost_sdk::wechat::ApiError;
+    /// let e = ApiError::WeChat { code: 45015, message: "outside the window".into() };
+    /// assert!(e.is_outside_window() && !e.is_over_user_limit());
+    /// ```
+    pub fn is_outside_window(&self) -> bool {
+        matches!(self, ApiError::WeChat { code: 45015, .. })
+    }
+
+    /// Whether a customer-service send failed because the user's last message allows no more
+    /// (45047, refused by the host too when it knows): wait for the user to write again.
+    pub fn is_over_user_limit(&self) -> bool {
+        matches!(self, ApiError::WeChat { code: 45047, .. })
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

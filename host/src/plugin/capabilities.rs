@@ -64,6 +64,13 @@ fn api_error(e: ApiError) -> wit::Error {
             wit::Error::Wechat(wit::WechatError { code, message })
         }
         ApiError::Invalid(reason) => wit::Error::Invalid(reason),
+        // WeChat's own code for what it would have answered, so a plugin handles both alike.
+        refused @ (ApiError::OutsideWindow { .. } | ApiError::OverUserLimit { .. }) => {
+            wit::Error::Wechat(wit::WechatError {
+                code: refused.code().unwrap_or_default(),
+                message: refused.to_string(),
+            })
+        }
         other => wit::Error::Unavailable(other.to_string()),
     }
 }

@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 
 use super::messages::{CustomMessage, TemplateMessage};
 use super::token::{CachedToken, TokenSlot};
+use super::window::{self, Interaction, Refusal, ServiceWindow};
 use super::{ApiError, Credentials, TokenEndpoint};
 use crate::clock::unix_now;
-use crate::storage::KvStore;
+use crate::storage::{KvStore, Namespace};
 use crate::telemetry::Metrics;
 
 /// The largest answer read from WeChat.
@@ -101,6 +102,7 @@ impl ApiClient {
             client: Arc::clone(self),
             credentials: Arc::new(credentials),
             slot,
+            window: ServiceWindow::default(),
         }
     }
 }
@@ -111,6 +113,7 @@ pub struct AccountApi {
     client: Arc<ApiClient>,
     credentials: Arc<Credentials>,
     slot: Arc<TokenSlot>,
+    window: ServiceWindow,
 }
 
 #[derive(Deserialize)]
@@ -256,7 +259,31 @@ impl AccountApi {
         read_answer(builder).await
     }
 
+    /// This account with WeChat's customer-service `window` (the 48-hour rule and the count
+    /// per interaction).
+    pub fn with_window(mut self, window: ServiceWindow) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Records that `user` interacted with the account now (a message, a follow, a scan, a
+    /// menu click): their customer-service window opens again, with its full count.
+    pub async fn record_interaction(&self, user: &str) {
+        let record = Interaction {
+            at: unix_now(),
+            sent: 0,
+            closed: false,
+        };
+        window::store(&*self.client.kv, &self.window_namespace(), user, record).await;
+    }
+
+    fn window_namespace(&self) -> Namespace {
+        Namespace::host(self.credentials.tenant.as_str())
+    }
+
     /// Sends a customer-service message to `to_user` (never repeated on an unknown outcome).
+    /// A send WeChat would refuse by the user's window is refused before the call
+    /// ([`ApiError::OutsideWindow`], [`ApiError::OverUserLimit`]).
     pub async fn send_custom(
         &self,
         to_user: &str,
@@ -264,15 +291,42 @@ impl AccountApi {
         kf_account: Option<&str>,
     ) -> Result<(), ApiError> {
         let body = message.body(to_user, kf_account)?;
-        self.call(ApiRequest {
-            method: Method::Post,
-            path: "cgi-bin/message/custom/send",
-            query: &[],
-            body: Some(&body),
-            idempotency: Idempotency::NotIdempotent,
-        })
-        .await
-        .map(drop)
+        let (kv, ns) = (&*self.client.kv, self.window_namespace());
+        let record = window::load(kv, &ns, to_user).await;
+        if let Err(refusal) = self.window.admits(record, unix_now()) {
+            let tenant = &self.credentials.tenant;
+            let error = match refusal {
+                Refusal::Closed { at } => ApiError::OutsideWindow {
+                    last_interaction: at,
+                },
+                Refusal::UsedUp { limit } => ApiError::OverUserLimit { limit },
+            };
+            self.client
+                .metrics
+                .api_call(tenant, "cgi-bin/message/custom/send", &error.kind());
+            tracing::info!(tenant = %tenant, "customer-service message not sent: {error}");
+            return Err(error);
+        }
+        let result = self
+            .call(ApiRequest {
+                method: Method::Post,
+                path: "cgi-bin/message/custom/send",
+                query: &[],
+                body: Some(&body),
+                idempotency: Idempotency::NotIdempotent,
+            })
+            .await
+            .map(drop);
+        if let Some(mut record) = record {
+            match result.as_ref().map_err(ApiError::code) {
+                Ok(()) => record.sent += 1,
+                Err(Some(window::OUTSIDE_WINDOW)) => record.closed = true,
+                Err(Some(window::OVER_LIMIT)) => record.sent = self.window.limit,
+                Err(_) => return result,
+            }
+            window::store(kv, &ns, to_user, record).await;
+        }
+        result
     }
 
     /// Sends a template message; returns WeChat's `msgid`.

@@ -30,6 +30,26 @@ pub enum ApiError {
     /// The request was refused before sending (bad path, bad message).
     #[error("invalid WeChat API request: {0}")]
     Invalid(String),
+    /// A customer-service send refused before the call: the user's last interaction is older
+    /// than WeChat's 48-hour window (or WeChat refused a send since, with 45015).
+    #[error(
+        "the user is outside the customer-service window (last interaction at {last_interaction}, \
+         Unix seconds): WeChat would answer 45015; a template message can still reach them"
+    )]
+    OutsideWindow {
+        /// When the user last interacted, in seconds since the Unix epoch.
+        last_interaction: i64,
+    },
+    /// A customer-service send refused before the call: the user's last interaction allows
+    /// no more sends.
+    #[error(
+        "the user's last interaction allows {limit} customer-service messages and they are sent: \
+         WeChat would answer 45047; the count starts again when the user writes"
+    )]
+    OverUserLimit {
+        /// The sends one interaction allows.
+        limit: u32,
+    },
 }
 
 /// `errcode` values meaning the access token is invalid or expired.
@@ -38,10 +58,13 @@ pub const TOKEN_ERRORS: [i64; 3] = [40001, 40014, 42001];
 pub const SYSTEM_BUSY: i64 = -1;
 
 impl ApiError {
-    /// WeChat's `errcode`, when WeChat answered with one.
+    /// WeChat's `errcode`, when WeChat answered with one (or would have, for a send refused
+    /// by the user's window).
     pub fn code(&self) -> Option<i64> {
         match self {
             ApiError::WeChat { code, .. } => Some(*code),
+            ApiError::OutsideWindow { .. } => Some(super::window::OUTSIDE_WINDOW),
+            ApiError::OverUserLimit { .. } => Some(super::window::OVER_LIMIT),
             _ => None,
         }
     }
@@ -67,6 +90,8 @@ impl ApiError {
             ApiError::Status(_) => "http_status".into(),
             ApiError::Decode(_) => "decode".into(),
             ApiError::Invalid(_) => "invalid".into(),
+            ApiError::OutsideWindow { .. } => "outside_window".into(),
+            ApiError::OverUserLimit { .. } => "over_user_limit".into(),
         }
     }
 }

@@ -5,6 +5,7 @@ mod client;
 mod error;
 pub mod messages;
 mod token;
+mod window;
 
 use serde::Deserialize;
 
@@ -12,6 +13,7 @@ pub use client::{AccountApi, ApiClient, ApiRequest, Idempotency, Method, check_p
 pub use error::{ApiError, hint};
 pub use messages::{CustomMessage, TemplateMessage};
 pub use token::CachedToken;
+pub use window::ServiceWindow;
 
 use crate::secret::Secret;
 

@@ -248,3 +248,59 @@ async fn a_name_resolving_to_loopback_is_refused_and_loopback_is_reached_only_wh
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_service_send_outside_the_users_window_or_count_is_refused_before_wechat() {
+    let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
+    // A 2 s window and 2 sends per interaction stand in for WeChat's 48 hours and 20.
+    let server = Server::start(&config(
+        "",
+        &fake,
+        "customer_service_window_secs = 2\ncustomer_service_limit = 2\n\
+         [[tenants.plugins]]\nname = \"capability-probe\"\ncapabilities = [\"wechat-api\"]\n\
+         [[tenants.plugins]]\nname = \"echo\"\n",
+    ));
+    let wechat = account(APPID, TOKEN, None, Mode::Plain);
+    let say = async |from: &str, words: &str, id: u64| {
+        reply_text(server.send("t", &wechat, &text(from, words, id)).await)
+    };
+    // o_b interacts; two sends reach them, the third is refused by the count.
+    assert_eq!(say("o_b", "hello", 1).await, "echo: hello");
+    assert_eq!(say("o_a", "api-to o_b one", 2).await, "api ok");
+    assert_eq!(say("o_a", "api-to o_b two", 3).await, "api ok");
+    let refused = say("o_a", "api-to o_b three", 4).await;
+    assert!(refused.contains("code: 45047"), "{refused}");
+    assert_eq!(
+        fake.calls(CUSTOM),
+        2,
+        "the refused send never reached WeChat"
+    );
+    // Their next message starts the count again; once the window has passed, sends are
+    // refused as WeChat would refuse them (45015), without a call.
+    assert_eq!(say("o_b", "again", 5).await, "echo: again");
+    assert_eq!(say("o_a", "api-to o_b four", 6).await, "api ok");
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let refused = say("o_a", "api-to o_b five", 7).await;
+    assert!(
+        refused.contains("code: 45015") && refused.contains("outside the customer-service window"),
+        "{refused}"
+    );
+    assert_eq!(fake.calls(CUSTOM), 3);
+    // A user wxhost has never seen is left to WeChat; a WeChat refusal closes their window.
+    fake.inject(CUSTOM, 45015, 1);
+    assert!(
+        say("o_a", "api-to o_never hi", 8)
+            .await
+            .contains("code: 45015")
+    );
+    assert_eq!(say("o_a", "api hi", 9).await, "api ok", "o_a just wrote");
+    assert_eq!(fake.calls(CUSTOM), 5);
+    let metrics = server.metrics().await;
+    for line in [
+        r#"wxhost_wechat_api_calls_total{tenant="t",api="cgi-bin/message/custom/send",outcome="over_user_limit"} 1"#,
+        r#"wxhost_wechat_api_calls_total{tenant="t",api="cgi-bin/message/custom/send",outcome="outside_window"} 1"#,
+        r#"wxhost_wechat_api_calls_total{tenant="t",api="cgi-bin/message/custom/send",outcome="errcode_45015"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Tries the granted capabilities on command and answers with what happened, so tests see
 //! the error values a plugin gets:
 //!   `api TEXT`        sends TEXT as a customer-service message to the sender
+//!   `api-to USER TEXT` sends TEXT as a customer-service message to USER
 //!   `template ID`     sends template ID to the sender
 //!   `raw PATH`        GETs the WeChat API path PATH
 //!   `http URL`        GETs URL
@@ -22,6 +23,14 @@ impl Plugin for CapabilityProbe {
                 Ok(()) => "api ok".to_owned(),
                 Err(e) => format!("api error: {e:?}"),
             },
+            "api-to" => {
+                let (user, text) = arg.split_once(' ').unwrap_or((arg, ""));
+                let message = wechat::CustomMessage::Text(text.to_owned());
+                match wechat::send_custom(Some(user), &message) {
+                    Ok(()) => "api ok".to_owned(),
+                    Err(e) => format!("api error: {e:?}"),
+                }
+            }
             "template" => {
                 let message = wechat::TemplateMessage {
                     template_id: arg.to_owned(),
