@@ -34,6 +34,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants and boundaries.
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod dedup;

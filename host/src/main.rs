@@ -47,7 +47,18 @@ enum Command {
     /// Show, set or delete a tenant's WeChat menus (`[tenants.menu]` in the config).
     Menu {
         /// `show` (WeChat's menus, compared with the config), `apply` or `delete`.
-        action: wxhost::menu::Action,
+        action: wxhost::admin::MenuAction,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The config file.
+        #[arg(long, env = "WXHOST_CONFIG", default_value = "wxhost.toml")]
+        config: PathBuf,
+    },
+    /// Reset a tenant's daily WeChat API quotas (`clear_quota`: 10 times a month).
+    Quota {
+        /// `clear`.
+        action: QuotaAction,
         /// The tenant.
         #[arg(long)]
         tenant: String,
@@ -71,6 +82,13 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+}
+
+/// What `wxhost quota` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum QuotaAction {
+    /// Reset the account's daily API quotas.
+    Clear,
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +202,15 @@ async fn main() -> anyhow::Result<()> {
             config,
         } => {
             let config = wxhost::config::Config::load(&config)?;
-            print!("{}", wxhost::menu::command(&config, &tenant, action).await?);
+            print!("{}", wxhost::admin::menu(&config, &tenant, action).await?);
+        }
+        Command::Quota {
+            action: QuotaAction::Clear,
+            tenant,
+            config,
+        } => {
+            let config = wxhost::config::Config::load(&config)?;
+            print!("{}", wxhost::admin::clear_quota(&config, &tenant).await?);
         }
         Command::Demo { text, plugin } => {
             let now = unix_now();

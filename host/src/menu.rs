@@ -1,21 +1,13 @@
 //! Menus kept as configured: a tenant's `[tenants.menu]` is compared with what WeChat reports
 //! (`menu/get`) and set only when they differ (`menu/create`, then the conditional menus
 //! replaced), so a restart with the same menu spends no quota; a failure is logged with
-//! WeChat's errcode and leaves the old menu. Also `show` and `delete` for the CLI.
+//! WeChat's errcode and leaves the old menu. Also `show` and `delete` (`wxhost menu`).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use crate::config::{Config, MenuConfig};
-use crate::storage::MemoryKv;
-use crate::telemetry::Metrics;
+use crate::config::MenuConfig;
 use crate::tenant::Tenant;
-use crate::wechat_api::{
-    AccountApi, ApiClient, ApiError, ApiRequest, Idempotency, Method, TokenEndpoint,
-};
+use crate::wechat_api::{AccountApi, ApiError, ApiRequest, Idempotency, Method};
 
 /// WeChat's errcode of `menu/get` for an account without a menu.
 const NO_MENU: i64 = 46003;
@@ -119,7 +111,7 @@ async fn post_or_get(
 }
 
 /// Whether `current` (`menu/get`'s answer) shows exactly `menu`.
-fn same(current: &Value, menu: &MenuConfig) -> bool {
+pub fn same(current: &Value, menu: &MenuConfig) -> bool {
     let default = current.pointer("/menu/button").cloned().map(normalize);
     let conditional: Vec<Value> = current
         .get("conditionalmenu")
@@ -178,86 +170,6 @@ pub async fn sync_logged(tenant: &Tenant) {
             "menu not set, WeChat keeps the one it has: {e}"
         ),
     }
-}
-
-/// What `wxhost menu` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Print WeChat's menus and whether they are the configured ones.
-    Show,
-    /// Set the configured menus (even if WeChat reports them already).
-    Apply,
-    /// Delete every menu.
-    Delete,
-}
-
-impl std::str::FromStr for Action {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "show" => Ok(Action::Show),
-            "apply" => Ok(Action::Apply),
-            "delete" => Ok(Action::Delete),
-            other => Err(format!(
-                "unknown menu action {other:?}: show, apply or delete"
-            )),
-        }
-    }
-}
-
-/// `wxhost menu ACTION --tenant ID`: acts as `tenant` of `config` with a client of its own
-/// (its access token fetched for this command); returns what to print.
-pub async fn command(config: &Config, tenant: &str, action: Action) -> anyhow::Result<String> {
-    let t = config
-        .tenants
-        .iter()
-        .find(|t| t.id == tenant)
-        .with_context(|| format!("no tenant {tenant:?} in the config"))?;
-    anyhow::ensure!(
-        t.app_secret.is_some(),
-        "tenant {tenant} has no app_secret: menus are set through the WeChat API"
-    );
-    if t.token_endpoint == TokenEndpoint::Classic {
-        tracing::warn!(
-            "tenant {tenant} fetches classic access tokens: this command's fetch invalidates the \
-             running server's token (it fetches a new one when WeChat refuses it)"
-        );
-    }
-    let client = Arc::new(ApiClient::new(
-        Arc::new(MemoryKv::default()),
-        Arc::new(Metrics::default()),
-        Duration::from_millis(config.api_timeout_ms),
-    )?);
-    let api = client.account(t.credentials());
-    Ok(match action {
-        Action::Show => {
-            let current = show(&api).await?;
-            let verdict = match (&t.menu, &current) {
-                (None, _) => "the config manages no menu for this tenant",
-                (Some(menu), Some(current)) if same(current, menu) => "as configured",
-                (Some(_), _) => "differs from the config (`wxhost menu apply` sets it)",
-            };
-            let shown = match &current {
-                Some(menus) => serde_json::to_string_pretty(menus)?,
-                None => "no menu".to_owned(),
-            };
-            format!("{shown}\n{tenant}: {verdict}\n")
-        }
-        Action::Apply => {
-            let menu = t
-                .menu
-                .as_ref()
-                .with_context(|| format!("tenant {tenant} has no [tenants.menu] to apply"))?;
-            let current = show(&api).await?;
-            apply(&api, menu, current.as_ref()).await?;
-            format!("{tenant}: menu set as configured\n")
-        }
-        Action::Delete => {
-            delete(&api).await?;
-            format!("{tenant}: every menu deleted\n")
-        }
-    })
 }
 
 #[cfg(test)]

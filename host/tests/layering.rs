@@ -19,7 +19,7 @@ const CRATE_LAYERS: &[&[&str]] = &[
     &["dispatch"],
     &["http"],
     &["server"],
-    &["simulator", "scaffold", "demo"],
+    &["simulator", "scaffold", "demo", "admin"],
     &["main"],
 ];
 

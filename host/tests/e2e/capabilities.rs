@@ -304,3 +304,52 @@ async fn a_customer_service_send_outside_the_users_window_or_count_is_refused_be
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_errors_are_counted_and_wxhost_quota_clear_resets_them_ten_times_a_month() {
+    let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
+    fake.set_quota(CUSTOM, 1);
+    let server = Server::start(&config(
+        "",
+        &fake,
+        "[[tenants.plugins]]\nname = \"capability-probe\"\ncapabilities = [\"wechat-api\"]\n",
+    ));
+    let wechat = account(APPID, TOKEN, None, Mode::Plain);
+    let say = async |words: &str, id: u64| {
+        reply_text(server.send("t", &wechat, &text("o_q", words, id)).await)
+    };
+    assert_eq!(say("api one", 1).await, "api ok");
+    let refused = say("api two", 2).await;
+    assert!(refused.contains("code: 45009"), "{refused}");
+    let clear = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wxhost"))
+            .args(["quota", "clear", "--tenant", "t", "--config"])
+            .arg(server.dir.path().join("wxhost.toml"))
+            .output()
+            .map(|o| {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr);
+                (o.status.success(), text)
+            })
+            .expect("wxhost runs")
+    };
+    let (ok, out) = clear();
+    assert!(ok && out.contains("quotas cleared (9 more"), "{out}");
+    assert_eq!(say("api three", 3).await, "api ok");
+    let metrics = server.metrics().await;
+    for line in [
+        r#"wxhost_wechat_api_calls_total{tenant="t",api="cgi-bin/message/custom/send",outcome="ok"} 2"#,
+        r#"wxhost_wechat_api_calls_total{tenant="t",api="cgi-bin/message/custom/send",outcome="errcode_45009"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(server.logs().contains("daily quota"), "the hint is logged");
+    // Ten clears in all; the eleventh is refused here, without asking WeChat.
+    for _ in 0..9 {
+        assert!(clear().0);
+    }
+    let (ok, out) = clear();
+    assert!(!ok && out.contains("cleared 10 times in the last 31 days"), "{out}");
+    assert_eq!(fake.quota_clears(), 10);
+    assert_eq!(fake.calls("cgi-bin/clear_quota"), 10);
+}

@@ -3,6 +3,9 @@
 //! tokens and bodies as WeChat does and answering with WeChat's error codes. Tests can inject
 //! errors, delay answers, revoke tokens, and read what was called and sent.
 //!
+//! Quotas: a daily quota per API path ([`FakeWechat::set_quota`]; 45009 beyond it) and
+//! `cgi-bin/clear_quota`, which resets them, ten times a month at most (48006 after).
+//!
 //! Menus: `cgi-bin/menu/create`, `get`, `delete`, `addconditional` and `delconditional`, with
 //! WeChat's limits on buttons and its error codes, reporting menus as WeChat does (every
 //! button with a `sub_button` list, every match rule field).
@@ -44,6 +47,12 @@ struct Inner {
     menu: Option<Value>,
     /// The conditional menus: (menuid, buttons, match rule).
     conditional: Vec<(u64, Value, Value)>,
+    /// path → its daily quota.
+    quotas: HashMap<String, u32>,
+    /// path → successful-or-refused calls counted against the quota since the last clear.
+    used: HashMap<String, u32>,
+    /// `clear_quota` calls accepted.
+    clears: u32,
 }
 
 /// A running fake; it stops when dropped with the runtime that started it.
@@ -84,6 +93,7 @@ impl FakeWechat {
             .route("/cgi-bin/menu/delete", get(menu_delete))
             .route("/cgi-bin/menu/addconditional", post(menu_add_conditional))
             .route("/cgi-bin/menu/delconditional", post(menu_del_conditional))
+            .route("/cgi-bin/clear_quota", post(clear_quota))
             .route("/quote", get(quote))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -142,6 +152,18 @@ impl FakeWechat {
         self.calls("cgi-bin/token") + self.calls("cgi-bin/stable_token")
     }
 
+    /// Gives `path` a daily quota of `calls`: calls beyond it get 45009 until `clear_quota`.
+    pub fn set_quota(&self, path: &str, calls: u32) {
+        lock(&self.inner)
+            .quotas
+            .insert(path.trim_start_matches('/').to_owned(), calls);
+    }
+
+    /// The `clear_quota` calls accepted so far.
+    pub fn quota_clears(&self) -> u32 {
+        lock(&self.inner).clears
+    }
+
     /// The default menu's buttons as created, if any.
     pub fn menu(&self) -> Option<Value> {
         lock(&self.inner).menu.clone()
@@ -176,7 +198,13 @@ fn error(code: i64, message: &str) -> Json<Value> {
 fn begin(inner: &Shared, path: &str) -> Option<i64> {
     let mut inner = lock(inner);
     *inner.calls.entry(path.to_owned()).or_default() += 1;
-    inner.injected.get_mut(path).and_then(VecDeque::pop_front)
+    if let Some(code) = inner.injected.get_mut(path).and_then(VecDeque::pop_front) {
+        return Some(code);
+    }
+    let quota = inner.quotas.get(path).copied()?;
+    let used = inner.used.entry(path.to_owned()).or_default();
+    *used += 1;
+    (*used > quota).then_some(45009)
 }
 
 fn issue(inner: &mut Inner, appid: &str) -> (String, i64) {
@@ -535,5 +563,29 @@ async fn menu_del_conditional(
     if inner.conditional.len() == before {
         return error(65301, "no such conditional menu");
     }
+    error(0, "ok")
+}
+
+async fn clear_quota(
+    State(inner): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    if let Err(answer) = call(&inner, "cgi-bin/clear_quota", &query) {
+        return answer;
+    }
+    let mut inner = lock(&inner);
+    let known = body
+        .get("appid")
+        .and_then(Value::as_str)
+        .is_some_and(|appid| inner.accounts.contains_key(appid));
+    if !known {
+        return error(40013, "invalid appid");
+    }
+    if inner.clears >= 10 {
+        return error(48006, "forbid to clear quota because of reaching the limit");
+    }
+    inner.clears += 1;
+    inner.used.clear();
     error(0, "ok")
 }
