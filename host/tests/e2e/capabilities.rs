@@ -349,7 +349,10 @@ async fn quota_errors_are_counted_and_wxhost_quota_clear_resets_them_ten_times_a
         assert!(clear().0);
     }
     let (ok, out) = clear();
-    assert!(!ok && out.contains("cleared 10 times in the last 31 days"), "{out}");
+    assert!(
+        !ok && out.contains("cleared 10 times in the last 31 days"),
+        "{out}"
+    );
     assert_eq!(fake.quota_clears(), 10);
     assert_eq!(fake.calls("cgi-bin/clear_quota"), 10);
 }
