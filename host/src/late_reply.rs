@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::LateReplyMode;
-use crate::storage::{KvStore, Namespace};
+use crate::storage::{self, KvStore, Namespace};
 use crate::telemetry::Metrics;
 use crate::tenant::Tenant;
 use crate::wechat::Reply;
@@ -110,24 +110,16 @@ impl LateReplies {
     ) -> Option<Reply> {
         let id = tenant.id.as_str();
         let reply_type = reply.msg_type();
-        let Some(message) = CustomMessage::from_reply(reply.clone()) else {
-            tracing::warn!(
-                tenant = id,
-                plugin,
-                reply_type,
-                "late reply has no customer-service form; dropped"
-            );
+        let dropped = |why: &str| {
+            tracing::warn!(tenant = id, plugin, reply_type, "late reply dropped: {why}");
             self.metrics.late_reply(id, "dropped");
+        };
+        let Some(message) = CustomMessage::from_reply(reply.clone()) else {
+            dropped("it has no customer-service form");
             return None;
         };
         if !tenant.api.has_secret() {
-            tracing::warn!(
-                tenant = id,
-                plugin,
-                reply_type,
-                "late reply dropped: the tenant has no app_secret for the customer-service API"
-            );
-            self.metrics.late_reply(id, "dropped");
+            dropped("the tenant has no app_secret for the customer-service API");
             return None;
         }
         match tenant.api.send_custom(to_user, &message, None).await {
@@ -176,15 +168,9 @@ impl LateReplies {
 
     /// Keeps `reply` for `to_user`'s next message (a newer one replaces it).
     pub async fn keep(&self, tenant: &Tenant, to_user: &str, reply: Reply) {
-        let stored = match serde_json::to_vec(&reply) {
-            Ok(bytes) => {
-                let ns = Namespace::host(tenant.id.as_str());
-                let ttl = Some(tenant.late_reply.keep);
-                self.kv.set(&ns, &key(to_user), &bytes, ttl).await
-            }
-            Err(e) => Err(crate::storage::Error::Backend(e.to_string())),
-        };
-        match stored {
+        let ns = Namespace::host(tenant.id.as_str());
+        let ttl = Some(tenant.late_reply.keep);
+        match storage::set_json(&*self.kv, &ns, &key(to_user), &reply, ttl).await {
             Ok(()) => {
                 tracing::info!(tenant = %tenant.id, "late reply kept for the user's next message");
                 self.metrics.late_reply(&tenant.id, "kept");

@@ -269,6 +269,21 @@ pub trait KvStore: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
+/// Stores `value` as JSON at `key`, as [`KvStore::set`] does (the host's own records: access
+/// tokens, kept late replies, users' customer-service windows); a value that cannot be encoded
+/// is an [`Error::Backend`].
+pub async fn set_json<T: serde::Serialize + ?Sized>(
+    kv: &dyn KvStore,
+    ns: &Namespace,
+    key: &str,
+    value: &T,
+    ttl: Option<Duration>,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| Error::Backend(format!("cannot encode the value: {e}")))?;
+    kv.set(ns, key, &bytes, ttl).await
+}
+
 /// A store whose every operation completes in the calling thread without waiting on I/O (the
 /// embedded stores: writes go to memory and are committed by a thread of their own). It is a
 /// [`KvStore`] whose futures are ready at once.

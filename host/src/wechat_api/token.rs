@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::storage::{KvStore, Namespace};
+use crate::storage::{self, KvStore, Namespace};
 
 /// Seconds before expiry at which a token is refreshed.
 const REFRESH_AHEAD_SECS: i64 = 300;
@@ -240,14 +240,8 @@ impl TokenSlot {
 
     async fn store(&self, token: &CachedToken, now: i64) {
         let ttl = Duration::from_secs(u64::try_from(token.expires_at - now).unwrap_or(0));
-        let stored = match serde_json::to_vec(token) {
-            Ok(bytes) => self
-                .kv
-                .set(&self.namespace, &self.key, &bytes, Some(ttl))
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let stored =
+            storage::set_json(&*self.kv, &self.namespace, &self.key, token, Some(ttl)).await;
         if let Err(e) = stored {
             tracing::warn!(
                 tenant = self.namespace.tenant(),
@@ -338,10 +332,10 @@ mod tests {
         let server = wxhost_test_redis::RedisServer::start();
         let hosts: Vec<Arc<TokenSlot>> = (0..3)
             .map(|_| {
-                let kv: Arc<dyn KvStore> = Arc::new(crate::storage::test_store(
+                let kv: Arc<dyn KvStore> = Arc::new(storage::test_store(
                     &server.url(),
                     "wx:",
-                    crate::storage::system_clock(),
+                    storage::system_clock(),
                 ));
                 Arc::new(slot(&kv))
             })
@@ -379,10 +373,10 @@ mod tests {
         assert_eq!(hosts[1].get(|| 1000, renew).await.as_deref(), Ok("renewed"));
         hosts[2].invalidate("shared").await;
         let fresh_host = slot(
-            &(Arc::new(crate::storage::test_store(
+            &(Arc::new(storage::test_store(
                 &server.url(),
                 "wx:",
-                crate::storage::system_clock(),
+                storage::system_clock(),
             )) as Arc<dyn KvStore>),
         );
         assert_eq!(

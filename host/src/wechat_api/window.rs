@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{KvStore, Namespace};
+use crate::storage::{self, KvStore, Namespace};
 
 /// WeChat's window and per-interaction count for an account's customer-service sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,11 +93,7 @@ pub(super) async fn load(kv: &dyn KvStore, ns: &Namespace, user: &str) -> Option
 
 /// Stores `record` for `user` in `ns` (a failure only logged: the window is advisory).
 pub(super) async fn store(kv: &dyn KvStore, ns: &Namespace, user: &str, record: Interaction) {
-    let result = match serde_json::to_vec(&record) {
-        Ok(bytes) => kv.set(ns, &key(user), &bytes, Some(RECORD_TTL)).await,
-        Err(e) => Err(crate::storage::Error::Backend(e.to_string())),
-    };
-    if let Err(e) = result {
+    if let Err(e) = storage::set_json(kv, ns, &key(user), &record, Some(RECORD_TTL)).await {
         tracing::debug!("cannot record the customer-service window of a user: {e}");
     }
 }
