@@ -23,14 +23,7 @@ pub enum Synced {
 
 /// The account's menus as WeChat reports them (`menu/get`); `None` when it has none.
 pub async fn show(api: &AccountApi) -> Result<Option<Value>, ApiError> {
-    let request = ApiRequest {
-        method: Method::Get,
-        path: "cgi-bin/menu/get",
-        query: &[],
-        body: None,
-        idempotency: Idempotency::Idempotent,
-    };
-    match api.call(request).await {
+    match call(api, Method::Get, "cgi-bin/menu/get", None).await {
         Ok(menus) => Ok(Some(menus)),
         Err(ApiError::WeChat { code: NO_MENU, .. }) => Ok(None),
         Err(e) => Err(e),
@@ -39,7 +32,7 @@ pub async fn show(api: &AccountApi) -> Result<Option<Value>, ApiError> {
 
 /// Deletes every menu of the account (`menu/delete`, conditional ones too).
 pub async fn delete(api: &AccountApi) -> Result<(), ApiError> {
-    post_or_get(api, Method::Get, "cgi-bin/menu/delete", None)
+    call(api, Method::Get, "cgi-bin/menu/delete", None)
         .await
         .map(drop)
 }
@@ -62,7 +55,7 @@ pub async fn apply(
     current: Option<&Value>,
 ) -> Result<(), ApiError> {
     let default = json!({ "button": menu.button });
-    post_or_get(api, Method::Post, "cgi-bin/menu/create", Some(&default)).await?;
+    call(api, Method::Post, "cgi-bin/menu/create", Some(&default)).await?;
     let stale = current
         .and_then(|c| c.get("conditionalmenu"))
         .and_then(Value::as_array)
@@ -71,7 +64,7 @@ pub async fn apply(
         .filter_map(|c| c.get("menuid").cloned());
     for menuid in stale {
         let body = json!({ "menuid": menuid });
-        post_or_get(
+        call(
             api,
             Method::Post,
             "cgi-bin/menu/delconditional",
@@ -82,7 +75,7 @@ pub async fn apply(
     for conditional in &menu.conditional {
         let body = serde_json::to_value(conditional)
             .map_err(|e| ApiError::Invalid(format!("menu: {e}")))?;
-        post_or_get(
+        call(
             api,
             Method::Post,
             "cgi-bin/menu/addconditional",
@@ -93,7 +86,8 @@ pub async fn apply(
     Ok(())
 }
 
-async fn post_or_get(
+/// One menu API call (each may be repeated: setting a menu twice sets the same menu).
+async fn call(
     api: &AccountApi,
     method: Method,
     path: &str,
@@ -104,7 +98,6 @@ async fn post_or_get(
         path,
         query: &[],
         body,
-        // Setting a menu twice sets the same menu.
         idempotency: Idempotency::Idempotent,
     })
     .await

@@ -303,12 +303,9 @@ async fn send(
     query: &HashMap<String, String>,
     body: &Value,
 ) -> Result<(), Json<Value>> {
-    if let Some(code) = begin(inner, path) {
-        return Err(error(code, "injected"));
-    }
+    call(inner, path, query)?;
     let delay = lock(inner).send_delay;
     tokio::time::sleep(delay).await;
-    check_token(inner, query)?;
     if body
         .get("touser")
         .and_then(Value::as_str)
