@@ -189,12 +189,22 @@ async fn kv_data_is_private_to_each_tenant() {
 }
 
 #[tokio::test]
-async fn a_plugin_built_against_wit_0_1_0_still_loads_and_runs() {
+async fn plugins_built_against_earlier_wit_versions_still_load_and_run() {
     let rt = runtime();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-wit-0.1.0.wasm");
-    let old = load(&rt, "echo-0-1-0", fixture);
-    let report = rt
-        .call(&old, &default_context(), &text("o_user", "still here"))
-        .await;
-    assert_eq!(reply_text(report.result), "echo: still here");
+    for (name, fixture) in [
+        (
+            "echo-0-1-0",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-wit-0.1.0.wasm"),
+        ),
+        (
+            "echo-0-1-2",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/echo-wit-0.1.2.wasm"),
+        ),
+    ] {
+        let old = load(&rt, name, fixture);
+        let report = rt
+            .call(&old, &default_context(), &text("o_user", "still here"))
+            .await;
+        assert_eq!(reply_text(report.result), "echo: still here", "{name}");
+    }
 }
