@@ -8,6 +8,7 @@
 //! write against the caller's [`Quota`] atomically with the write
 //! ([`KvStore::set_within`], [`KvStore::increment_within`]).
 
+pub mod lock;
 mod memory;
 mod overlay;
 mod redb_store;

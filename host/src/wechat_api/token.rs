@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::storage::lock::{self, StoreLock};
 use crate::storage::{self, KvStore, Namespace};
 
 /// Seconds before expiry at which a token is refreshed.
@@ -81,14 +82,6 @@ struct Stored {
     bytes: Vec<u8>,
 }
 
-/// Who holds the fetch lock.
-enum Lock {
-    /// This caller, under this owner value.
-    Held(Vec<u8>),
-    /// Nobody: the store cannot be reached, so this host fetches on its own.
-    Unavailable,
-}
-
 impl TokenSlot {
     /// The slot of `appid` in `tenant`, stored in `kv` under the tenant's host namespace.
     /// The storage key holds the appid, never the secret.
@@ -115,31 +108,15 @@ impl TokenSlot {
         if let Some(token) = current.as_ref().filter(|t| t.fresh(now())) {
             return Ok(Arc::clone(&token.token));
         }
-        if let Some(stored) = self.load_fresh(&now).await {
-            return Ok(Self::keep(&mut current, stored));
-        }
-        let lock = loop {
-            match self.try_lock().await {
-                Some(lock) => break lock,
-                None => {
-                    // Another host is fetching: its token is stored when it has it, or its
-                    // lock expires.
-                    tokio::time::sleep(FETCH_LOCK_POLL).await;
-                    if let Some(stored) = self.load_fresh(&now).await {
-                        return Ok(Self::keep(&mut current, stored));
-                    }
-                }
-            }
-        };
-        let fetched = match self.load_fresh(&now).await {
-            Some(stored) => Ok(stored),
-            None => fetch().await,
-        };
-        if let Ok(token) = &fetched {
-            self.store(token, now()).await;
-        }
-        self.unlock(lock).await;
-        Ok(Self::keep(&mut current, fetched?))
+        let lock = StoreLock::new(&*self.kv, &self.namespace, &self.lock_key, FETCH_LOCK_TTL);
+        let look = || self.load_fresh(&now);
+        let token = lock::once(&lock, FETCH_LOCK_POLL, look, || async {
+            let token = fetch().await?;
+            self.store(&token, now()).await;
+            Ok(token)
+        })
+        .await?;
+        Ok(Self::keep(&mut current, token))
     }
 
     fn keep(current: &mut Option<CachedToken>, token: CachedToken) -> Arc<str> {
@@ -170,47 +147,6 @@ impl TokenSlot {
             tracing::warn!(
                 tenant = self.namespace.tenant(),
                 "cannot drop the stored access token: {e}"
-            );
-        }
-    }
-
-    /// Takes the fetch lock: `None` while another host holds it.
-    async fn try_lock(&self) -> Option<Lock> {
-        let owner = format!("{:032x}", rand::random::<u128>()).into_bytes();
-        let taken = self
-            .kv
-            .compare_and_swap(
-                &self.namespace,
-                &self.lock_key,
-                None,
-                Some((&owner, Some(FETCH_LOCK_TTL))),
-            )
-            .await;
-        match taken {
-            Ok(true) => Some(Lock::Held(owner)),
-            Ok(false) => None,
-            Err(e) => {
-                tracing::warn!(
-                    tenant = self.namespace.tenant(),
-                    "cannot take the access-token lock ({e}); fetching without it, which may \
-                     invalidate the token of another host sharing the store"
-                );
-                Some(Lock::Unavailable)
-            }
-        }
-    }
-
-    async fn unlock(&self, lock: Lock) {
-        let Lock::Held(owner) = lock else { return };
-        let released = self
-            .kv
-            .compare_and_swap(&self.namespace, &self.lock_key, Some(&owner), None)
-            .await;
-        if let Err(e) = released {
-            tracing::warn!(
-                tenant = self.namespace.tenant(),
-                "cannot release the access-token lock ({e}); it expires in {} s",
-                FETCH_LOCK_TTL.as_secs()
             );
         }
     }
