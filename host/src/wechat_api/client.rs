@@ -203,10 +203,35 @@ impl AccountApi {
                 "`access_token` is added by the host, not the caller".into(),
             ));
         }
+        self.exchange(path, request.idempotency, |token| {
+            let builder = self.request(request.method, path, &token, request.query);
+            let builder = match request.body {
+                Some(body) => builder.json(body),
+                None => builder,
+            };
+            read_answer(builder)
+        })
+        .await
+    }
+
+    /// Runs one exchange with WeChat at `path`: `send` makes the request with the token it is
+    /// given and reads the answer. A rejected token is replaced and the exchange repeated
+    /// once; an idempotent one is also repeated once after a timeout or "system busy". Every
+    /// attempt is counted in the metrics by path and outcome.
+    pub(super) async fn exchange<T, F, Fut>(
+        &self,
+        path: &str,
+        idempotency: Idempotency,
+        send: F,
+    ) -> Result<T, ApiError>
+    where
+        F: Fn(Arc<str>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
         let mut token = self.access_token().await?;
         let (mut refreshed, mut repeated) = (false, false);
         loop {
-            let result = self.send(&request, path, &token).await;
+            let result = send(Arc::clone(&token)).await;
             self.client.metrics.api_call(
                 &self.credentials.tenant,
                 path,
@@ -225,7 +250,7 @@ impl AccountApi {
                 }
                 Err(e)
                     if e.is_outcome_unknown()
-                        && request.idempotency == Idempotency::Idempotent
+                        && idempotency == Idempotency::Idempotent
                         && !repeated =>
                 {
                     tracing::warn!(tenant = %self.credentials.tenant, path, "{e}; retrying once");
@@ -239,24 +264,34 @@ impl AccountApi {
         }
     }
 
-    async fn send(
+    /// A request to `path` with `token` and `query`, its body still to add.
+    pub(super) fn request(
         &self,
-        request: &ApiRequest<'_>,
+        method: Method,
         path: &str,
         token: &str,
-    ) -> Result<Value, ApiError> {
+        query: &[(String, String)],
+    ) -> reqwest::RequestBuilder {
         let url = self.url(path);
-        let builder = match request.method {
+        match method {
             Method::Get => self.client.http.get(url),
             Method::Post => self.client.http.post(url),
         }
         .query(&[("access_token", token)])
-        .query(request.query);
-        let builder = match request.body {
-            Some(body) => builder.json(body),
-            None => builder,
-        };
-        read_answer(builder).await
+        .query(query)
+    }
+
+    /// The store the host's records of this account live in, and their namespace.
+    pub(super) fn store(&self) -> (&dyn KvStore, Namespace) {
+        (
+            &*self.client.kv,
+            Namespace::host(self.credentials.tenant.as_str()),
+        )
+    }
+
+    /// The account's appid.
+    pub(super) fn appid(&self) -> &str {
+        &self.credentials.appid
     }
 
     /// This account with WeChat's customer-service `window` (the 48-hour rule and the count
@@ -274,11 +309,8 @@ impl AccountApi {
             sent: 0,
             closed: false,
         };
-        window::store(&*self.client.kv, &self.window_namespace(), user, record).await;
-    }
-
-    fn window_namespace(&self) -> Namespace {
-        Namespace::host(self.credentials.tenant.as_str())
+        let (kv, ns) = self.store();
+        window::store(kv, &ns, user, record).await;
     }
 
     /// Sends a customer-service message to `to_user` (never repeated on an unknown outcome).
@@ -291,7 +323,7 @@ impl AccountApi {
         kf_account: Option<&str>,
     ) -> Result<(), ApiError> {
         let body = message.body(to_user, kf_account)?;
-        let (kv, ns) = (&*self.client.kv, self.window_namespace());
+        let (kv, ns) = self.store();
         let record = window::load(kv, &ns, to_user).await;
         if let Err(refusal) = self.window.admits(record, unix_now()) {
             let tenant = &self.credentials.tenant;
@@ -372,24 +404,41 @@ pub fn check_path(path: &str) -> Result<&str, ApiError> {
     }
 }
 
-/// Sends `request` and reads WeChat's JSON answer; a non-zero `errcode` is an error. Errors
-/// never include the URL (it carries the token or the secret).
-async fn read_answer(request: reqwest::RequestBuilder) -> Result<Value, ApiError> {
+/// Sends `request` and reads its answer whole, up to `max` bytes: the answer's
+/// `Content-Type` and body. Errors never include the URL (it carries the token or the secret).
+pub(super) async fn read_body(
+    request: reqwest::RequestBuilder,
+    max: usize,
+) -> Result<(String, Vec<u8>), ApiError> {
     let mut response = request.send().await.map_err(transport)?;
     if !response.status().is_success() {
         return Err(ApiError::Status(response.status().as_u16()));
     }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(ApiError::Decode(format!(
-                "answer larger than {MAX_ANSWER_BYTES} bytes"
-            )));
+        if body.len() + chunk.len() > max {
+            return Err(ApiError::Decode(format!("answer larger than {max} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
+    Ok((content_type, body))
+}
+
+/// Sends `request` and reads WeChat's JSON answer ([`json_answer`]).
+async fn read_answer(request: reqwest::RequestBuilder) -> Result<Value, ApiError> {
+    json_answer(&read_body(request, MAX_ANSWER_BYTES).await?.1)
+}
+
+/// WeChat's JSON answer; a non-zero `errcode` is an error.
+pub(super) fn json_answer(body: &[u8]) -> Result<Value, ApiError> {
     let value: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::Decode(format!("not JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| ApiError::Decode(format!("not JSON: {e}")))?;
     match value.get("errcode").and_then(Value::as_i64) {
         Some(code) if code != 0 => Err(ApiError::WeChat {
             code,
