@@ -1,8 +1,9 @@
 //! The WeChat API client: access tokens per account, customer-service and template messages,
-//! and a generic call for any API path.
+//! media material, and a generic call for any API path.
 
 mod client;
 mod error;
+pub mod media;
 pub mod messages;
 mod token;
 mod window;

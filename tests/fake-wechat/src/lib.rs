@@ -10,8 +10,13 @@
 //! WeChat's limits on buttons and its error codes, reporting menus as WeChat does (every
 //! button with a `sub_button` list, every match rule field).
 //!
+//! Media: temporary and permanent uploads (multipart, checked as WeChat checks them) and
+//! downloads (see `media`).
+//!
 //! It also serves `GET /quote?symbol=…`, a stand-in for a third-party HTTP service that plugins
 //! call with outbound HTTP.
+
+mod media;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -53,6 +58,10 @@ struct Inner {
     used: HashMap<String, u32>,
     /// `clear_quota` calls accepted.
     clears: u32,
+    /// Material by media id.
+    media: HashMap<String, media::Stored>,
+    next_media: u64,
+    media_delay: Duration,
 }
 
 /// A running fake; it stops when dropped with the runtime that started it.
@@ -94,7 +103,13 @@ impl FakeWechat {
             .route("/cgi-bin/menu/addconditional", post(menu_add_conditional))
             .route("/cgi-bin/menu/delconditional", post(menu_del_conditional))
             .route("/cgi-bin/clear_quota", post(clear_quota))
+            .route("/cgi-bin/media/upload", post(media::upload))
+            .route("/cgi-bin/media/get", get(media::get))
+            .route("/cgi-bin/material/add_material", post(media::add_material))
+            .route("/cgi-bin/material/get_material", post(media::get_material))
             .route("/quote", get(quote))
+            // Above WeChat's largest material (10 MiB), so that its own checks answer.
+            .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -176,6 +191,19 @@ impl FakeWechat {
             .iter()
             .map(|(_, button, rule)| json!({ "button": button, "matchrule": rule }))
             .collect()
+    }
+
+    /// Delays each media upload by `delay` before answering.
+    pub fn set_media_delay(&self, delay: Duration) {
+        lock(&self.inner).media_delay = delay;
+    }
+
+    /// The bytes of material `media_id`, as uploaded.
+    pub fn media_bytes(&self, media_id: &str) -> Option<Vec<u8>> {
+        lock(&self.inner)
+            .media
+            .get(media_id)
+            .map(|m| m.bytes.clone())
     }
 
     /// Message bodies accepted on `path`, in order.
