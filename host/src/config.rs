@@ -26,7 +26,7 @@ use crate::wechat_api::{Credentials, DEFAULT_BASE_URL, ServiceWindow, TokenEndpo
 /// has): `wechat-api` (customer-service and template messages, raw calls to `api_paths`) and
 /// `http` (outbound requests to `http_hosts`, reaching non-public addresses only in
 /// `http_private_addresses`).
-pub const CAPABILITIES: &[&str] = &["wechat-api", "http"];
+pub const CAPABILITIES: &[&str] = &["wechat-api", "media", "http"];
 
 /// WeChat's own limit is 5 s; the passive budget must leave room to send the answer.
 const MAX_PASSIVE_BUDGET_MS: u64 = 4_900;
@@ -967,6 +967,8 @@ fn tenant(
 pub struct Grants {
     /// `wechat-api`: send customer-service and template messages; raw calls to these paths.
     pub wechat_api: Option<Vec<String>>,
+    /// `media`: upload and download the account's media material.
+    pub media: bool,
     /// `http`: outbound requests to these hosts.
     pub http: Option<Vec<HostPattern>>,
     /// With `http`: the addresses outside the public internet (loopback, private, link-local,
@@ -980,6 +982,7 @@ fn grants(p: &mut Problems, key: &str, entry: &RawChainEntry) -> Grants {
     for capability in &entry.capabilities {
         match capability.as_str() {
             "wechat-api" => grants.wechat_api = Some(Vec::new()),
+            "media" => grants.media = true,
             "http" => grants.http = Some(Vec::new()),
             _ => p.add(
                 format!("{key}.capabilities"),
@@ -1387,7 +1390,7 @@ media_id = "M"
             ))
         };
         let config = tenant(
-            "capabilities = [\"wechat-api\", \"http\"]\napi_paths = [\"/cgi-bin/user/info\"]\n\
+            "capabilities = [\"wechat-api\", \"media\", \"http\"]\napi_paths = [\"/cgi-bin/user/info\"]\n\
              http_hosts = [\"api.example.com\", \"*.example.org:8443\"]\n",
         )
         .expect("valid");
@@ -1398,6 +1401,7 @@ media_id = "M"
             grants.wechat_api,
             Some(vec!["cgi-bin/user/info".to_owned()])
         );
+        assert!(grants.media);
         let hosts = grants.http.as_ref().expect("http granted");
         assert!(hosts[1].allows("a.example.org", 8443, 443));
         assert_eq!(

@@ -157,6 +157,9 @@ impl Tenant {
                         paths: paths.clone().into(),
                     });
                 }
+                if entry.grants.media {
+                    context = context.with_media(api.clone());
+                }
                 if let Some(hosts) = &entry.grants.http {
                     let addresses = AddressPolicy::new(entry.grants.http_private_addresses.clone());
                     context = context.with_http(HttpGrant {

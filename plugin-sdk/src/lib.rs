@@ -11,7 +11,9 @@
 //! after a trap, a limit, a config change or every `calls_per_instance` calls), so statics
 //! are a cache at best: keep state in [`kv`]. The plugin reads its per-tenant settings with
 //! [`config`] and writes log lines with [`log`]. With capabilities the tenant grants, it calls
-//! the WeChat API ([`wechat`]) and outside services ([`http`]); [`reply_early`] answers WeChat
+//! the WeChat API ([`wechat`]), uploads and downloads media material ([`media`], and replies
+//! with pictures, voice and video made from bytes) and calls outside services ([`http`]);
+//! [`reply_early`] answers WeChat
 //! at once while the plugin keeps working.
 //!
 //! # Messages and replies
@@ -64,6 +66,7 @@ mod error;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod media;
 mod message;
 mod reply;
 mod runtime;

@@ -40,6 +40,7 @@ use serde::Serialize;
 use crate::http;
 use crate::kv;
 use crate::log::Level;
+use crate::media;
 use crate::message::{Content, Envelope, Event, Field, Fields, Message};
 use crate::reply::{Outcome, Reply};
 use crate::wechat::{ApiError, CustomMessage, TemplateMessage};
@@ -58,6 +59,9 @@ struct State {
     early: Vec<Reply>,
     custom: Vec<(Option<String>, CustomMessage)>,
     templates: Vec<TemplateMessage>,
+    /// Material by media id: kind, bytes, permanent.
+    media: Vec<(String, media::Kind, Vec<u8>, bool)>,
+    uploads: usize,
 }
 
 /// A fake host: settings, an in-memory kv (TTLs recorded, not expired) and recorded logs.
@@ -182,6 +186,29 @@ impl TestHost {
     /// Template messages sent.
     pub fn templates(&self) -> Vec<TemplateMessage> {
         self.state.borrow().templates.clone()
+    }
+
+    /// With material `media_id` of `kind` holding `bytes`, for downloads (temporary and
+    /// permanent alike).
+    pub fn media(self, media_id: &str, kind: media::Kind, bytes: impl Into<Vec<u8>>) -> Self {
+        self.state
+            .borrow_mut()
+            .media
+            .push((media_id.to_owned(), kind, bytes.into(), false));
+        self
+    }
+
+    /// How many uploads reached the fake WeChat: the same bytes of the same kind uploaded as
+    /// temporary material again reuse their media id, as on the host.
+    pub fn media_uploads(&self) -> usize {
+        self.state.borrow().uploads
+    }
+
+    /// The bytes and kind of material `media_id`.
+    pub fn media_bytes(&self, media_id: &str) -> Option<(media::Kind, Vec<u8>)> {
+        let state = self.state.borrow();
+        let found = state.media.iter().find(|(id, ..)| id == media_id);
+        found.map(|(_, kind, bytes, _)| (*kind, bytes.clone()))
     }
 }
 
@@ -326,6 +353,75 @@ pub(crate) mod host {
             .ok_or_else(|| ApiError::Denied(format!("no answer for {path} in the TestHost")))
     }
 
+    /// Stores material (reusing the id of identical temporary material); no format checks.
+    fn store_media(kind: media::Kind, bytes: &[u8], permanent: bool) -> Result<String, ApiError> {
+        if bytes.is_empty() {
+            return Err(ApiError::Invalid(format!("the {kind:?} is empty")));
+        }
+        with(|s| {
+            let same = |(_, k, b, p): &&(String, media::Kind, Vec<u8>, bool)| {
+                !permanent && !*p && *k == kind && b == bytes
+            };
+            if let Some((id, ..)) = s.media.iter().find(same) {
+                return id.clone();
+            }
+            s.uploads += 1;
+            let id = format!("media-{}", s.uploads);
+            s.media.push((id.clone(), kind, bytes.to_vec(), permanent));
+            id
+        })
+        .ok_or_else(no_api)
+    }
+
+    pub fn media_upload(kind: media::Kind, bytes: &[u8]) -> Result<String, ApiError> {
+        store_media(kind, bytes, false)
+    }
+
+    pub fn media_upload_permanent(
+        kind: media::Kind,
+        bytes: &[u8],
+        video: Option<&media::VideoInfo>,
+    ) -> Result<media::Material, ApiError> {
+        if (kind == media::Kind::Video) != video.is_some() {
+            return Err(ApiError::Invalid(
+                "a permanent video, and only a video, takes a title and introduction".into(),
+            ));
+        }
+        let media_id = store_media(kind, bytes, true)?;
+        let url = (kind == media::Kind::Image).then(|| format!("https://mmbiz.test/{media_id}"));
+        Ok(media::Material { media_id, url })
+    }
+
+    pub fn media_download(media_id: &str, permanent: bool) -> Result<media::File, ApiError> {
+        let found = with(|s| {
+            let found = s.media.iter().find(|(id, ..)| id == media_id);
+            found.map(|(_, kind, bytes, _)| (*kind, bytes.clone()))
+        })
+        .ok_or_else(no_api)?;
+        let Some((kind, bytes)) = found else {
+            return Err(ApiError::WeChat {
+                code: 40007,
+                message: "invalid media_id".into(),
+            });
+        };
+        let content_type = match kind {
+            media::Kind::Image | media::Kind::Thumb => "image/jpeg",
+            media::Kind::Voice => "audio/amr",
+            media::Kind::Video => {
+                let field = if permanent { "down_url" } else { "video_url" };
+                let json = serde_json::json!({ field: format!("https://mmbiz.test/{media_id}") });
+                return Ok(media::File {
+                    content_type: "application/json".into(),
+                    bytes: json.to_string().into_bytes(),
+                });
+            }
+        };
+        Ok(media::File {
+            content_type: content_type.into(),
+            bytes,
+        })
+    }
+
     pub fn http_send(request: &http::Request) -> Result<http::Response, http::Error> {
         with(|s| s.http.get(&request.url).cloned())
             .ok_or_else(|| http::Error::Failed("no TestHost installed on this thread".into()))?
@@ -405,6 +501,44 @@ mod tests {
         assert!(host.early_replies().is_empty());
         assert_eq!(run("early"), Ok(Outcome::Handled));
         assert_eq!(host.early_replies(), vec![Reply::text("soon")]);
+    }
+
+    /// Answers `picture` with a picture made from bytes, `download ID` with the bytes' length.
+    struct Pictures;
+
+    impl Plugin for Pictures {
+        fn handle(msg: &Message) -> crate::Result<Outcome> {
+            let text = msg.text().unwrap_or_default();
+            if let Some(id) = text.strip_prefix("download ") {
+                let file = media::download(id)?;
+                return Ok(
+                    Reply::text(format!("{} {}", file.content_type, file.bytes.len())).into(),
+                );
+            }
+            Ok(media::image_reply(b"\x89PNG fake")?.into())
+        }
+    }
+
+    #[test]
+    fn media_replies_upload_identical_bytes_once_and_downloads_return_them() {
+        let host = TestHost::new().media("m_video", media::Kind::Video, b"mp4".to_vec());
+        let first = host.handle::<Pictures>(&text_message("o", "picture"));
+        let again = host.handle::<Pictures>(&text_message("o", "picture"));
+        assert_eq!(first, Ok(Reply::image("media-1").into()));
+        assert_eq!(again, first);
+        assert_eq!(host.media_uploads(), 1);
+        assert_eq!(
+            host.media_bytes("media-1"),
+            Some((media::Kind::Image, b"\x89PNG fake".to_vec()))
+        );
+        let download =
+            |id: &str| host.handle::<Pictures>(&text_message("o", &format!("download {id}")));
+        assert_eq!(download("media-1"), Ok(Reply::text("image/jpeg 9").into()));
+        assert_eq!(
+            download("m_video"),
+            Ok(Reply::text("application/json 42").into())
+        );
+        assert!(download("nope").is_err());
     }
 
     #[test]

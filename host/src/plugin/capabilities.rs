@@ -1,17 +1,20 @@
 //! The host side of the imports that act beyond the call: `early-reply` (answer WeChat now,
-//! keep working) and `wechat-api` (granted per plugin; raw calls only to allow-listed paths).
+//! keep working), `wechat-api` (granted per plugin; raw calls only to allow-listed paths) and
+//! `media` (granted per plugin; sharing `wechat-api`'s quota of calls per call).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
 
-use super::bindings::wxhost::plugin::{early_reply, types, wechat_api as wit};
+use super::bindings::wxhost::plugin::{early_reply, media, types, wechat_api as wit};
 use super::context::{ApiGrant, Caller, EarlyReply};
 use super::convert;
 use crate::wechat::Message;
+use crate::wechat_api::media::{MediaFile, MediaKind, VideoInfo};
 use crate::wechat_api::{
-    ApiError, ApiRequest, CustomMessage, Idempotency, Method, TemplateMessage, check_path,
+    AccountApi, ApiError, ApiRequest, CustomMessage, Idempotency, Method, TemplateMessage,
+    check_path,
     messages::{MiniProgramLink, TemplateField},
 };
 
@@ -75,8 +78,9 @@ fn api_error(e: ApiError) -> wit::Error {
     }
 }
 
-/// `wechat-api`: the tenant's WeChat API when granted, at most `api_calls` calls per call, each
-/// within the call's deadline; sends go to the current user unless the plugin names another.
+/// `wechat-api` and `media`: the tenant's WeChat API and media material when granted, at most
+/// `api_calls` calls of both per call, each within the call's deadline; sends go to the current
+/// user unless the plugin names another.
 #[derive(Debug)]
 pub struct WechatApiImport {
     caller: Arc<Caller>,
@@ -98,10 +102,22 @@ impl WechatApiImport {
 
     /// The granted API, after counting one call against the quota.
     fn api(&mut self) -> Result<ApiGrant, wit::Error> {
+        let grant = self.caller.ctx.api.clone();
+        self.count(grant, "wechat-api")
+    }
+
+    /// The API for the granted `media`, after counting one call against the quota.
+    fn media(&mut self) -> Result<AccountApi, wit::Error> {
+        let grant = self.caller.ctx.media.clone();
+        self.count(grant, "media")
+    }
+
+    /// `grant` if there is one (the capability `name` is granted), after counting one call.
+    fn count<T>(&mut self, grant: Option<T>, name: &str) -> Result<T, wit::Error> {
         let caller = &self.caller;
-        let Some(grant) = caller.ctx.api.clone() else {
+        let Some(grant) = grant else {
             return Err(wit::Error::Denied(format!(
-                "the `wechat-api` capability is not granted to plugin {} in tenant {}",
+                "the `{name}` capability is not granted to plugin {} in tenant {}",
                 caller.plugin,
                 caller.tenant()
             )));
@@ -202,6 +218,65 @@ impl wit::Host for WechatApiImport {
         until(self.deadline, grant.api.call(request))
             .await
             .map(|answer| answer.to_string())
+    }
+}
+
+impl media::Host for WechatApiImport {
+    async fn upload(&mut self, kind: media::Kind, bytes: Vec<u8>) -> Result<String, wit::Error> {
+        let api = self.media()?;
+        until(self.deadline, api.upload_media(media_kind(kind), &bytes)).await
+    }
+
+    async fn upload_permanent(
+        &mut self,
+        kind: media::Kind,
+        bytes: Vec<u8>,
+        video: Option<media::VideoInfo>,
+    ) -> Result<media::Material, wit::Error> {
+        let api = self.media()?;
+        let video = video.map(|v| VideoInfo {
+            title: v.title,
+            introduction: v.introduction,
+        });
+        let material = until(
+            self.deadline,
+            api.upload_material(media_kind(kind), &bytes, video.as_ref()),
+        )
+        .await?;
+        Ok(media::Material {
+            media_id: material.media_id,
+            url: material.url,
+        })
+    }
+
+    async fn download(&mut self, media_id: String) -> Result<media::File, wit::Error> {
+        let api = self.media()?;
+        until(self.deadline, api.download_media(&media_id))
+            .await
+            .map(file)
+    }
+
+    async fn download_permanent(&mut self, media_id: String) -> Result<media::File, wit::Error> {
+        let api = self.media()?;
+        until(self.deadline, api.download_material(&media_id))
+            .await
+            .map(file)
+    }
+}
+
+fn media_kind(kind: media::Kind) -> MediaKind {
+    match kind {
+        media::Kind::Image => MediaKind::Image,
+        media::Kind::Voice => MediaKind::Voice,
+        media::Kind::Video => MediaKind::Video,
+        media::Kind::Thumb => MediaKind::Thumb,
+    }
+}
+
+fn file(file: MediaFile) -> media::File {
+    media::File {
+        content_type: file.content_type,
+        bytes: file.bytes,
     }
 }
 

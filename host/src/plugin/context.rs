@@ -33,6 +33,8 @@ pub struct CallContext {
     pub limits: Limits,
     /// The `wechat-api` capability, when granted.
     pub api: Option<ApiGrant>,
+    /// The `media` capability, when granted: the tenant's API.
+    pub media: Option<AccountApi>,
     /// The `http` capability, when granted.
     pub http: Option<HttpGrant>,
     /// The log lines the chain entry may still write: its clones share it, so every call and
@@ -97,6 +99,7 @@ impl CallContext {
             kv,
             limits,
             api: None,
+            media: None,
             http: None,
             log: Arc::new(LogBudget::new(&limits, LogDrops::default())),
             identity: next_identity(),
@@ -114,6 +117,13 @@ impl CallContext {
     /// Grants `wechat-api`.
     pub fn with_api(mut self, grant: ApiGrant) -> Self {
         self.api = Some(grant);
+        self.identity = next_identity();
+        self
+    }
+
+    /// Grants `media`.
+    pub fn with_media(mut self, api: AccountApi) -> Self {
+        self.media = Some(api);
         self.identity = next_identity();
         self
     }

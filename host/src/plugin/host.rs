@@ -22,7 +22,7 @@ use wasmtime_wasi_http::p2::types::{
 use wasmtime_wasi_http::{FieldMap, RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::wxhost::plugin::{
-    config, early_reply, kv, log, raw_fields, types, wechat_api,
+    config, early_reply, kv, log, media, raw_fields, types, wechat_api,
 };
 use super::capabilities::{EarlyReplyImport, WechatApiImport};
 use super::capture::Capture;
@@ -511,6 +511,9 @@ pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
         &mut state.call.early
     })?;
     wechat_api::add_to_linker::<_, HasSelf<WechatApiImport>>(linker, |state| {
+        &mut state.call.wechat_api
+    })?;
+    media::add_to_linker::<_, HasSelf<WechatApiImport>>(linker, |state| {
         &mut state.call.wechat_api
     })?;
     Ok(())

@@ -11,6 +11,7 @@ mod exactly_once;
 mod http;
 mod languages;
 mod late_replies;
+mod media;
 mod menus;
 mod nodes;
 mod reload;

@@ -1,15 +1,15 @@
 //! Conversions between the WIT types the host sends and receives and the SDK's own types.
 
 use super::wit;
-use super::wxhost::plugin::{kv as wkv, log as wlog, wechat_api as wapi};
+use super::wxhost::plugin::{kv as wkv, log as wlog, media as wmedia, wechat_api as wapi};
 use super::{Message, Outcome};
-use crate::kv;
 use crate::log::Level;
 use crate::message::{
     Content, Envelope, Event, Field, Fields, SubscribeMsgItem, SubscribeMsgSentItem,
 };
 use crate::reply::{Article, Outcome as SdkOutcome, Reply};
 use crate::wechat::{ApiError, CustomMessage, Method, TemplateMessage};
+use crate::{kv, media};
 
 /// The SDK's message for the WIT message of call `call`.
 pub(super) fn message(m: Message, call: u64) -> crate::Message {
@@ -243,6 +243,15 @@ pub(super) fn api_error(e: wapi::Error) -> ApiError {
         },
         wapi::Error::Invalid(why) => ApiError::Invalid(why),
         wapi::Error::Unavailable(why) => ApiError::Unavailable(why),
+    }
+}
+
+pub(super) fn media_kind(kind: media::Kind) -> wmedia::Kind {
+    match kind {
+        media::Kind::Image => wmedia::Kind::Image,
+        media::Kind::Voice => wmedia::Kind::Voice,
+        media::Kind::Video => wmedia::Kind::Video,
+        media::Kind::Thumb => wmedia::Kind::Thumb,
     }
 }
 

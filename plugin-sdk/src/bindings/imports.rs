@@ -4,11 +4,12 @@
 
 use super::convert;
 use super::wxhost::plugin::{
-    config, early_reply, kv as wkv, log as wlog, raw_fields as wfields, wechat_api as wapi,
+    config, early_reply, kv as wkv, log as wlog, media as wmedia, raw_fields as wfields,
+    wechat_api as wapi,
 };
 use crate::log::Level;
 use crate::wechat::{ApiError, CustomMessage, Method, TemplateMessage};
-use crate::{http, kv};
+use crate::{http, kv, media};
 
 /// The raw fields of call `call`'s message: fetched while that call runs, none after.
 pub fn raw_fields(call: u64) -> Vec<crate::Field> {
@@ -38,6 +39,40 @@ pub fn api_call(
     body: Option<String>,
 ) -> Result<String, ApiError> {
     wapi::call(convert::method(method), path, query, body.as_deref()).map_err(convert::api_error)
+}
+
+pub fn media_upload(kind: media::Kind, bytes: &[u8]) -> Result<String, ApiError> {
+    wmedia::upload(convert::media_kind(kind), bytes).map_err(convert::api_error)
+}
+
+pub fn media_upload_permanent(
+    kind: media::Kind,
+    bytes: &[u8],
+    video: Option<&media::VideoInfo>,
+) -> Result<media::Material, ApiError> {
+    let video = video.map(|v| wmedia::VideoInfo {
+        title: v.title.clone(),
+        introduction: v.introduction.clone(),
+    });
+    let material = wmedia::upload_permanent(convert::media_kind(kind), bytes, video.as_ref())
+        .map_err(convert::api_error)?;
+    Ok(media::Material {
+        media_id: material.media_id,
+        url: material.url,
+    })
+}
+
+pub fn media_download(media_id: &str, permanent: bool) -> Result<media::File, ApiError> {
+    let file = if permanent {
+        wmedia::download_permanent(media_id)
+    } else {
+        wmedia::download(media_id)
+    }
+    .map_err(convert::api_error)?;
+    Ok(media::File {
+        content_type: file.content_type,
+        bytes: file.bytes,
+    })
 }
 
 /// One request through `wasi:http/outgoing-handler`: the body is written after `handle`

@@ -6,8 +6,24 @@
 //!   `raw PATH`        GETs the WeChat API path PATH
 //!   `http URL`        GETs URL
 //!   `early TEXT`      answers TEXT early, then returns `late TEXT`
+//!   `picture N`       answers with a PNG of N KiB made from N (the same N, the same bytes)
+//!   `media KIND`      uploads a file of KIND (`image`, `voice`, `bmp`, `video`), downloads
+//!                     it, and says whether the bytes came back
+//!   `permanent-video` uploads a permanent video and downloads what WeChat says of it
 
-use wxhost_sdk::{Message, Outcome, Plugin, Reply, http, wechat};
+use wxhost_sdk::{Message, Outcome, Plugin, Reply, http, media, wechat};
+
+/// `kib` KiB in the format `kind` names, filled from `seed`.
+fn file(kind: &str, kib: usize, seed: u8) -> Vec<u8> {
+    let mut bytes = match kind {
+        "voice" => b"#!AMR\n".to_vec(),
+        "bmp" => b"BM".to_vec(),
+        "video" => b"\0\0\0\x20ftypisom".to_vec(),
+        _ => b"\x89PNG\r\n\x1a\n".to_vec(),
+    };
+    bytes.extend((0..kib * 1024).map(|i| seed.wrapping_add(i as u8)));
+    bytes
+}
 
 /// The plugin.
 pub struct CapabilityProbe;
@@ -53,6 +69,46 @@ impl Plugin for CapabilityProbe {
             "early" => {
                 wxhost_sdk::reply_early(Reply::text(arg))?;
                 format!("late {arg}")
+            }
+            "picture" => {
+                let kib: usize = arg.parse().unwrap_or(1);
+                match media::image_reply(&file("image", kib, kib as u8)) {
+                    Ok(reply) => return Ok(reply.into()),
+                    Err(e) => format!("media error: {e:?}"),
+                }
+            }
+            "media" => {
+                let kind = match arg {
+                    "voice" => media::Kind::Voice,
+                    "video" => media::Kind::Video,
+                    _ => media::Kind::Image,
+                };
+                let bytes = file(arg, 3, 7);
+                match media::upload(kind, &bytes).and_then(|id| media::download(&id)) {
+                    Ok(got) if got.bytes == bytes => format!("media ok {}", got.bytes.len()),
+                    Ok(got) => format!(
+                        "media other {} {}",
+                        got.content_type,
+                        String::from_utf8_lossy(&got.bytes)
+                    ),
+                    Err(e) => format!("media error: {e:?}"),
+                }
+            }
+            "permanent-video" => {
+                let info = media::VideoInfo {
+                    title: "probe".into(),
+                    introduction: "a test video".into(),
+                };
+                let uploaded =
+                    media::upload_permanent(media::Kind::Video, &file("video", 2, 1), Some(&info));
+                match uploaded.and_then(|m| media::download_permanent(&m.media_id)) {
+                    Ok(got) => format!(
+                        "media {} {}",
+                        got.content_type,
+                        String::from_utf8_lossy(&got.bytes)
+                    ),
+                    Err(e) => format!("media error: {e:?}"),
+                }
             }
             _ => return Ok(Outcome::Pass),
         };
