@@ -335,6 +335,29 @@ export const wechat: {
   ): unknown;
 };
 
+export type MediaKind = 'image' | 'voice' | 'video' | 'thumb';
+export interface MediaFile {
+  contentType: string;
+  bytes: Uint8Array;
+}
+
+export const media: {
+  upload(kind: MediaKind, bytes: Uint8Array | ArrayLike<number> | string): string;
+  uploadPermanent(
+    kind: MediaKind,
+    bytes: Uint8Array | ArrayLike<number> | string,
+    video?: { title: string; introduction: string },
+  ): { mediaId: string; url: string | undefined };
+  download(mediaId: string): MediaFile;
+  downloadPermanent(mediaId: string): MediaFile;
+  imageReply(bytes: Uint8Array | ArrayLike<number>): Reply;
+  voiceReply(bytes: Uint8Array | ArrayLike<number>): Reply;
+  videoReply(
+    bytes: Uint8Array | ArrayLike<number>,
+    options?: { title?: string; description?: string },
+  ): Reply;
+};
+
 export const http: {
   get(url: string, init?: RequestInit): Promise<Response>;
   postJson(url: string, body: unknown, init?: RequestInit): Promise<Response>;

@@ -11,6 +11,7 @@ import {
   earlyReply,
   kv as kvHost,
   log as logHost,
+  mediaHost,
   rawFields,
   wechatApi,
 } from './host.js';
@@ -536,6 +537,52 @@ export const wechat = Object.freeze({
     const answer = apiCall(() => wechatApi.call(method, path, pairs, json));
     return JSON.parse(answer);
   },
+});
+
+// ---- media material ----
+
+const MEDIA_KINDS = new Set(['image', 'voice', 'video', 'thumb']);
+
+function mediaKind(kind) {
+  if (!MEDIA_KINDS.has(kind)) {
+    throw new WechatError('invalid', `not a media kind: ${kind} (image, voice, video or thumb)`);
+  }
+  return kind;
+}
+
+function mediaBytes(bytes) {
+  return typeof bytes === 'string' ? new TextEncoder().encode(bytes) : Uint8Array.from(bytes);
+}
+
+/**
+ * The account's media material (`media`): uploads from bytes, downloads, and replies built from
+ * bytes. The host checks WeChat's formats and sizes first (reading the format from the bytes)
+ * and uploads the same temporary bytes once, until shortly before WeChat drops them (3 days).
+ * Kinds: `image` (PNG, JPEG, GIF; ≤ 10 MiB), `voice` (AMR, MP3; ≤ 2 MiB), `video` (MP4;
+ * ≤ 10 MiB), `thumb` (JPEG; ≤ 64 KiB). Failures are {@link WechatError}s.
+ */
+export const media = Object.freeze({
+  /** Uploads temporary material; returns its media id. */
+  upload: (kind, bytes) => apiCall(() => mediaHost.upload(mediaKind(kind), mediaBytes(bytes))),
+  /**
+   * Uploads permanent material (a video needs `video: { title, introduction }`); returns
+   * `{ mediaId, url }` (`url` for images).
+   */
+  uploadPermanent: (kind, bytes, video) =>
+    apiCall(() =>
+      mediaHost.uploadPermanent(mediaKind(kind), mediaBytes(bytes), video ?? undefined),
+    ),
+  /** Downloads temporary material: `{ contentType, bytes }` (a video: its URL as JSON). */
+  download: (mediaId) => apiCall(() => mediaHost.download(mediaId)),
+  /** Downloads permanent material: `{ contentType, bytes }` (a video: WeChat's JSON). */
+  downloadPermanent: (mediaId) => apiCall(() => mediaHost.downloadPermanent(mediaId)),
+  /** A picture reply showing the image `bytes`. */
+  imageReply: (bytes) => Reply.image(media.upload('image', bytes)),
+  /** A voice reply playing `bytes` (AMR or MP3). */
+  voiceReply: (bytes) => Reply.voice(media.upload('voice', bytes)),
+  /** A video reply playing the MP4 `bytes`. */
+  videoReply: (bytes, { title = '', description = '' } = {}) =>
+    Reply.video(media.upload('video', bytes), { title, description }),
 });
 
 // ---- outbound HTTP ----

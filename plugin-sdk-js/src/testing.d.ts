@@ -14,10 +14,15 @@ export class TestHost {
   templates: unknown[];
   apiCalls: Array<{ method: string; path: string; query: Array<[string, string]>; body: string | undefined }>;
   httpRequests: Array<{ method: string; url: string; body: unknown }>;
+  /** Material by media id (uploaded, or given with `media`). */
+  material: Map<string, { kind: string; bytes: Uint8Array; permanent: boolean }>;
+  /** Uploads that reached the fake WeChat (identical temporary bytes reuse their media id). */
+  mediaUploads: number;
 
   setting(key: string, value: unknown): this;
   httpResponse(url: string, status: number, body: string | object, headers?: Record<string, string>): this;
   apiAnswer(path: string, json: string | object): this;
+  media(mediaId: string, kind: string, bytes: Uint8Array | ArrayLike<number>): this;
   kvGet(key: string): Uint8Array | undefined;
   kvGetString(key: string): string | undefined;
   kvTtl(key: string): number | undefined;

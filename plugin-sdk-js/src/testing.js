@@ -33,6 +33,14 @@ export class TestHost {
     this.apiAnswers = new Map();
     this.httpResponses = new Map();
     this.httpRequests = [];
+    this.material = new Map();
+    this.mediaUploads = 0;
+  }
+
+  /** Holds material `mediaId` of `kind` (`image`, `voice`, `video`, `thumb`) for downloads. */
+  media(mediaId, kind, bytes) {
+    this.material.set(mediaId, { kind, bytes: Uint8Array.from(bytes), permanent: false });
+    return this;
   }
 
   /** Sets the plugin setting `key` (any JSON value). */

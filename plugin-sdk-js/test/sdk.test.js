@@ -15,6 +15,7 @@ import {
   http,
   kv,
   log,
+  media,
   replyEarly,
   validateReply,
   wechat,
@@ -196,6 +197,33 @@ test('the WeChat API: customer-service and template messages, raw calls, errors'
   ]);
   assert.deepEqual(host.apiCalls[0], { method: 'get', path: 'cgi-bin/menu/get', query: [['a', '1']], body: undefined });
   assert.equal(host.apiCalls[1].body, '{"x":1}');
+});
+
+test('media: replies from bytes upload identical bytes once; downloads return them', async () => {
+  const png = [0x89, 0x50, 0x4e, 0x47, 1, 2, 3];
+  const host = new TestHost().media('m_video', 'video', [0, 0, 0]);
+  await run(host, () => {
+    assert.deepEqual(media.imageReply(png), Reply.image('media-1'));
+    assert.deepEqual(media.imageReply(Uint8Array.from(png)), Reply.image('media-1'));
+    assert.deepEqual(media.voiceReply(png), Reply.voice('media-2'));
+    const file = media.download('media-1');
+    assert.equal(file.contentType, 'image/jpeg');
+    assert.deepEqual([...file.bytes], png);
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(media.download('m_video').bytes)), {
+      video_url: 'https://mmbiz.test/m_video',
+    });
+    const permanent = media.uploadPermanent('video', png, { title: 't', introduction: 'i' });
+    assert.equal(permanent.mediaId, 'media-3');
+    assert.throws(
+      () => media.download('nope'),
+      (e) => e instanceof WechatError && e.kind === 'wechat' && e.code === 40007,
+    );
+    assert.throws(
+      () => media.upload('gif', png),
+      (e) => e instanceof WechatError && e.kind === 'invalid',
+    );
+  });
+  assert.equal(host.mediaUploads, 3);
 });
 
 test('outbound HTTP answers from canned responses only', async () => {

@@ -19,7 +19,9 @@ export function host(what) {
 /** What a failing import throws in a component: the WIT error value as `payload`. */
 export class ComponentError extends Error {
   constructor(payload) {
-    super(typeof payload === 'string' ? payload : JSON.stringify(payload));
+    // WIT's 64-bit integers are BigInts, which JSON cannot carry as such.
+    const bigints = (_key, value) => (typeof value === 'bigint' ? String(value) : value);
+    super(typeof payload === 'string' ? payload : JSON.stringify(payload, bigints));
     this.name = 'ComponentError';
     this.payload = payload;
   }
