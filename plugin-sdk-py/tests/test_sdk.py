@@ -18,6 +18,7 @@ from wxhost_sdk import (
     http,
     kv,
     log,
+    media,
     reply_early,
     types,
     validate_reply,
@@ -163,6 +164,30 @@ def test_the_wechat_api() -> None:
     assert [(f.name, f.value, f.color) for f in host.templates[0].data] == [("thing1", "x", None), ("amount", "5", "#f00")]
     assert host.api_calls[0] == ("get", "cgi-bin/menu/get", [("a", "1")], None)
     assert host.api_calls[1][3] == '{"x": 1}'
+
+
+def test_media_replies_upload_identical_bytes_once_and_downloads_return_them() -> None:
+    png = b"\x89PNG fake"
+    host = TestHost().media("m_video", "video", b"mp4")
+
+    def use(m: Message) -> None:
+        assert media.image_reply(png) == Reply.image("media-1")
+        assert media.image_reply(png) == Reply.image("media-1")
+        assert media.voice_reply(png) == Reply.voice("media-2")
+        file = media.download("media-1")
+        assert (file.content_type, file.bytes) == ("image/jpeg", png)
+        assert media.download("m_video").bytes == b'{"video_url": "https://mmbiz.test/m_video"}'
+        material = media.upload_permanent("video", png, title="t", introduction="i")
+        assert material.media_id == "media-3"
+        with pytest.raises(WechatError) as e:
+            media.download("nope")
+        assert (e.value.kind, e.value.code) == ("wechat", 40007)
+        with pytest.raises(WechatError) as e:
+            media.upload("gif", png)
+        assert e.value.kind == "invalid"
+
+    run(host, use)
+    assert host.media_uploads == 3
 
 
 def test_an_early_reply_is_sent_once_per_message() -> None:

@@ -19,6 +19,7 @@ from wit_world.imports import config as _config
 from wit_world.imports import early_reply as _early
 from wit_world.imports import kv as _kv
 from wit_world.imports import log as _log
+from wit_world.imports import media as _media
 from wit_world.imports import raw_fields as _raw_fields
 from wit_world.imports import wxhost_plugin_types as types
 from wit_world.imports import wechat_api as _wechat
@@ -577,3 +578,71 @@ class _Wechat:
 
 
 wechat = _Wechat()
+
+
+# ---- media material ----
+
+_MEDIA_KINDS = {
+    "image": _media.Kind.IMAGE,
+    "voice": _media.Kind.VOICE,
+    "video": _media.Kind.VIDEO,
+    "thumb": _media.Kind.THUMB,
+}
+
+
+def _media_kind(kind: str) -> _media.Kind:
+    if kind not in _MEDIA_KINDS:
+        raise WechatError("invalid", f"not a media kind: {kind} (image, voice, video or thumb)")
+    return _MEDIA_KINDS[kind]
+
+
+class _Media:
+    """The account's media material (``media``): uploads from bytes, downloads, and replies
+    built from bytes. The host checks WeChat's formats and sizes first (reading the format from
+    the bytes) and uploads the same temporary bytes once, until shortly before WeChat drops them
+    (3 days). Kinds: ``image`` (PNG, JPEG, GIF; at most 10 MiB), ``voice`` (AMR, MP3; 2 MiB),
+    ``video`` (MP4; 10 MiB), ``thumb`` (JPEG; 64 KiB). Failures raise :class:`WechatError`."""
+
+    def upload(self, kind: str, data: bytes) -> str:
+        """Uploads temporary material; returns its media id."""
+        wit_kind = _media_kind(kind)
+        return _api_call(lambda: _media.upload(wit_kind, bytes(data)))
+
+    def upload_permanent(
+        self,
+        kind: str,
+        data: bytes,
+        title: Optional[str] = None,
+        introduction: Optional[str] = None,
+    ) -> _media.Material:
+        """Uploads permanent material (a video needs ``title`` and ``introduction``); returns
+        its ``media_id`` and, for an image, its ``url``."""
+        wit_kind = _media_kind(kind)
+        video = None
+        if title is not None or introduction is not None:
+            video = _media.VideoInfo(title or "", introduction or "")
+        return _api_call(lambda: _media.upload_permanent(wit_kind, bytes(data), video))
+
+    def download(self, media_id: str) -> _media.File:
+        """Downloads temporary material: ``content_type`` and ``bytes`` (a video: its URL as
+        JSON)."""
+        return _api_call(lambda: _media.download(media_id))
+
+    def download_permanent(self, media_id: str) -> _media.File:
+        """Downloads permanent material (a video: WeChat's JSON about it)."""
+        return _api_call(lambda: _media.download_permanent(media_id))
+
+    def image_reply(self, data: bytes) -> types.Reply:
+        """A picture reply showing the image ``data``."""
+        return Reply.image(self.upload("image", data))
+
+    def voice_reply(self, data: bytes) -> types.Reply:
+        """A voice reply playing ``data`` (AMR or MP3)."""
+        return Reply.voice(self.upload("voice", data))
+
+    def video_reply(self, data: bytes, title: str = "", description: str = "") -> types.Reply:
+        """A video reply playing the MP4 ``data``."""
+        return Reply.video(self.upload("video", data), title, description)
+
+
+media = _Media()

@@ -21,6 +21,7 @@ from wit_world.imports import kv as _kv
 from wit_world.imports import log as _log
 from wit_world.imports import raw_fields as _raw_fields
 from wit_world.imports import wxhost_plugin_types as types
+from wit_world.imports import media as _media
 from wit_world.imports import wechat_api as _wechat
 
 from . import http as _http
@@ -51,10 +52,18 @@ class TestHost:
         self.api_answers: dict[str, str] = {}
         self.http_responses: dict[str, _http.Response] = {}
         self.http_requests: list[_http.Request] = []
+        # media id -> (kind, bytes, permanent)
+        self.material: dict[str, tuple[str, bytes, bool]] = {}
+        self.media_uploads = 0
 
     def setting(self, key: str, value: Any) -> "TestHost":
         """Sets the plugin setting ``key`` (any JSON value)."""
         self.settings[key] = value
+        return self
+
+    def media(self, media_id: str, kind: str, data: bytes) -> "TestHost":
+        """Holds material ``media_id`` of ``kind`` (``image``, ``voice``, …) for downloads."""
+        self.material[media_id] = (kind, bytes(data), False)
         return self
 
     def api_answer(self, path: str, answer: Any) -> "TestHost":
@@ -167,6 +176,39 @@ class TestHost:
         return self.api_answers[path]
 
 
+    def _store_media(self, kind: Any, data: bytes, permanent: bool) -> str:
+        name = kind.name.lower()
+        if not data:
+            raise Err(_wechat.Error_Invalid(f"the {name} is empty"))
+        for media_id, (k, b, p) in self.material.items():
+            if not permanent and not p and k == name and b == data:
+                return media_id
+        self.media_uploads += 1
+        media_id = f"media-{self.media_uploads}"
+        self.material[media_id] = (name, bytes(data), permanent)
+        return media_id
+
+    def _upload_permanent(self, kind: Any, data: bytes, video: Any) -> Any:
+        if (kind.name == "VIDEO") != (video is not None):
+            raise Err(
+                _wechat.Error_Invalid(
+                    "a permanent video, and only a video, takes a title and introduction"
+                )
+            )
+        media_id = self._store_media(kind, data, True)
+        url = f"https://mmbiz.test/{media_id}" if kind.name == "IMAGE" else None
+        return _media.Material(media_id, url)
+
+    def _download(self, media_id: str, url_field: str) -> Any:
+        if media_id not in self.material:
+            raise Err(_wechat.Error_Wechat(_wechat.WechatError(40007, "invalid media_id")))
+        kind, data, _ = self.material[media_id]
+        if kind == "video":
+            answer = json.dumps({url_field: f"https://mmbiz.test/{media_id}"})
+            return _media.File("application/json", answer.encode())
+        return _media.File("audio/amr" if kind == "voice" else "image/jpeg", data)
+
+
 def _fakes(host: TestHost) -> list[tuple[Any, str, Any]]:
     return [
         (_raw_fields, "get", lambda: list(host.fields)),
@@ -185,6 +227,10 @@ def _fakes(host: TestHost) -> list[tuple[Any, str, Any]]:
         (_wechat, "send_custom", lambda to_user, m: host.custom_messages.append((to_user, m))),
         (_wechat, "send_template", host._send_template),
         (_wechat, "call", host._call),
+        (_media, "upload", lambda kind, data: host._store_media(kind, data, False)),
+        (_media, "upload_permanent", host._upload_permanent),
+        (_media, "download", lambda media_id: host._download(media_id, "video_url")),
+        (_media, "download_permanent", lambda media_id: host._download(media_id, "down_url")),
         (_http, "_transport", host._http_send),
     ]
 
