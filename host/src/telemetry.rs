@@ -177,6 +177,7 @@ pub struct Metrics {
     late_replies: Family<TenantOutcome, Counter>,
     late_reply_fallbacks: Family<TenantOutcome, Gauge>,
     token_fetches: Family<TenantOutcome, Counter>,
+    media_uploads: Family<TenantOutcome, Counter>,
     api_calls: Family<ApiCall, Counter>,
     http_requests: Family<PluginError, Counter>,
     storage_commits: Counter,
@@ -263,6 +264,13 @@ impl Default for Metrics {
             "wxhost_access_token_fetches",
             "Access token fetches from WeChat (outcome: ok, or the error kind)",
             token_fetches.clone(),
+        );
+        let media_uploads = Family::<TenantOutcome, Counter>::default();
+        registry.register(
+            "wxhost_media_uploads",
+            "Temporary media uploads plugins asked for (outcome: cached, the media id of the same \
+             bytes reused; uploaded; or the error kind)",
+            media_uploads.clone(),
         );
         let api_calls = Family::<ApiCall, Counter>::default();
         registry.register(
@@ -397,6 +405,7 @@ impl Default for Metrics {
             redis_seconds,
             redis_fallbacks,
             token_fetches,
+            media_uploads,
             api_calls,
             http_requests,
             requests,
@@ -685,6 +694,11 @@ impl Metrics {
     /// Counts an access token fetch of `tenant`.
     pub fn token_fetch(&self, tenant: &str, outcome: &str) {
         count(&self.token_fetches, tenant, outcome);
+    }
+
+    /// Counts a temporary media upload a plugin of `tenant` asked for.
+    pub fn media_upload(&self, tenant: &str, outcome: &str) {
+        count(&self.media_uploads, tenant, outcome);
     }
 
     /// Counts a WeChat API request to `api` (a path) of `tenant`.

@@ -294,6 +294,11 @@ impl AccountApi {
         &self.credentials.appid
     }
 
+    /// Where the account's calls are counted.
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.client.metrics
+    }
+
     /// This account with WeChat's customer-service `window` (the 48-hour rule and the count
     /// per interaction).
     pub fn with_window(mut self, window: ServiceWindow) -> Self {

@@ -13,6 +13,7 @@ use super::client::{json_answer, read_body};
 use super::{AccountApi, ApiError, Idempotency, Method};
 use crate::clock::unix_now;
 use crate::storage::lock::{self, StoreLock};
+use crate::wechat::reply::MAX_MEDIA_ID_BYTES;
 
 /// How long WeChat keeps temporary material.
 pub const TEMPORARY_LIFETIME_SECS: i64 = 3 * 24 * 3600;
@@ -303,6 +304,22 @@ impl AccountApi {
     /// account uploaded before (on any host sharing the store) get their cached id, until an
     /// hour before WeChat drops them, and hosts uploading the same bytes at once upload once.
     pub async fn upload_media(&self, kind: MediaKind, bytes: &[u8]) -> Result<String, ApiError> {
+        let found = self.cached_upload(kind, bytes).await;
+        let outcome = match &found {
+            Ok((_, true)) => "uploaded".into(),
+            Ok((_, false)) => "cached".into(),
+            Err(e) => e.kind(),
+        };
+        self.metrics().media_upload(self.tenant(), &outcome);
+        found.map(|(media_id, _)| media_id)
+    }
+
+    /// [`AccountApi::upload_media`]: the media id, and whether this call uploaded it.
+    async fn cached_upload(
+        &self,
+        kind: MediaKind,
+        bytes: &[u8],
+    ) -> Result<(String, bool), ApiError> {
         let format = check(kind, Lifetime::Temporary, bytes)?;
         let (kv, ns) = self.store();
         let content = content_key(kind, bytes);
@@ -311,7 +328,9 @@ impl AccountApi {
         let lock = StoreLock::new(kv, &ns, &lock_key, UPLOAD_LOCK_TTL);
         let look = || async {
             match kv.get(&ns, &key).await {
-                Ok(id) => id.and_then(|id| String::from_utf8(id).ok()),
+                Ok(id) => id
+                    .and_then(|id| String::from_utf8(id).ok())
+                    .map(|id| (id, false)),
                 Err(e) => {
                     tracing::warn!(tenant = %self.tenant(), "cannot read the media id cache: {e}");
                     None
@@ -340,14 +359,18 @@ impl AccountApi {
             let keep = created_at + TEMPORARY_LIFETIME_SECS - EXPIRY_MARGIN_SECS - unix_now();
             if let Ok(keep @ 1..) = u64::try_from(keep) {
                 let cached = kv
-                    .set(&ns, &key, media_id.as_bytes(), Some(Duration::from_secs(keep)))
+                    .set(
+                        &ns,
+                        &key,
+                        media_id.as_bytes(),
+                        Some(Duration::from_secs(keep)),
+                    )
                     .await;
                 if let Err(e) = cached {
                     tracing::warn!(tenant = %self.tenant(), "cannot cache a media id: {e}");
                 }
             }
-            tracing::debug!(tenant = %self.tenant(), kind = kind.as_str(), bytes = bytes.len(), "temporary material uploaded");
-            Ok(media_id)
+            Ok((media_id, true))
         })
         .await
     }
@@ -436,10 +459,11 @@ impl AccountApi {
     }
 }
 
+/// A media id is 1 to [`MAX_MEDIA_ID_BYTES`] bytes (as in a reply).
 fn check_media_id(media_id: &str) -> Result<(), ApiError> {
-    if media_id.is_empty() || media_id.len() > 256 {
+    if media_id.is_empty() || media_id.len() > MAX_MEDIA_ID_BYTES {
         return Err(ApiError::Invalid(format!(
-            "not a media id: {} bytes",
+            "not a media id: {} bytes (1 to {MAX_MEDIA_ID_BYTES})",
             media_id.len()
         )));
     }

@@ -100,12 +100,14 @@ async fn a_picture_from_bytes_is_uploaded_once_and_material_comes_back_as_upload
     );
     assert_eq!(fake.calls(UPLOAD), uploads, "nothing uploaded");
     let metrics = server.metrics().await;
-    assert!(
-        metrics.contains(&format!(
-            r#"wxhost_wechat_api_calls_total{{tenant="t",api="{UPLOAD}",outcome="ok"}} 5"#
-        )),
-        "{metrics}"
-    );
+    for line in [
+        format!(r#"wxhost_wechat_api_calls_total{{tenant="t",api="{UPLOAD}",outcome="ok"}} 5"#),
+        r#"wxhost_media_uploads_total{tenant="t",outcome="uploaded"} 5"#.to_owned(),
+        r#"wxhost_media_uploads_total{tenant="t",outcome="cached"} 1"#.to_owned(),
+        r#"wxhost_media_uploads_total{tenant="t",outcome="invalid"} 2"#.to_owned(),
+    ] {
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 }
 
 #[tokio::test]
