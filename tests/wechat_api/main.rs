@@ -1,5 +1,6 @@
 //! The WeChat API client against the fake WeChat server on loopback: token single-flight,
-//! refresh on rejection, retry rules, endpoints, and secrets kept out of errors.
+//! refresh on rejection, retry rules, endpoints, media material, secrets kept out of errors,
+//! and the fake's own checks of uploads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use serde_json::json;
 use wxhost::secret::Secret;
 use wxhost::storage::{KvStore, MemoryKv};
 use wxhost::telemetry::Metrics;
+use wxhost::wechat_api::media::{MediaKind, VideoInfo};
 use wxhost::wechat_api::{
     AccountApi, ApiClient, ApiError, ApiRequest, Credentials, CustomMessage, Idempotency, Method,
     TemplateMessage, TokenEndpoint,
@@ -277,4 +279,142 @@ async fn generic_calls_refuse_bad_paths_and_a_caller_token() {
         api.call(request("cgi-bin/nothing", &[])).await,
         Err(ApiError::Status(404))
     );
+}
+
+fn png(fill: u8) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.resize(2048, fill);
+    png
+}
+
+#[tokio::test]
+async fn media_uploads_once_downloads_what_was_uploaded_and_survives_a_token_rejection() {
+    let s = setup().await;
+    let api = s.api();
+    let id = api
+        .upload_media(MediaKind::Image, &png(1))
+        .await
+        .expect("uploads");
+    assert_eq!(s.fake.media_bytes(&id), Some(png(1)));
+    assert_eq!(
+        api.upload_media(MediaKind::Image, &png(1)).await,
+        Ok(id.clone())
+    );
+    assert_eq!(s.fake.calls("cgi-bin/media/upload"), 1, "cached by content");
+    // Another client on the same store (another host) finds the cached id too.
+    let other = s.api_with(Some(SECRET), TokenEndpoint::Stable, 2_000);
+    assert_eq!(
+        other.upload_media(MediaKind::Image, &png(1)).await,
+        Ok(id.clone())
+    );
+    let file = api.download_media(&id).await.expect("downloads");
+    assert_eq!(
+        (file.content_type.as_str(), file.bytes),
+        ("image/png", png(1))
+    );
+
+    // The multipart body is sent again with the new token.
+    s.fake.revoke_tokens();
+    let second = api
+        .upload_media(MediaKind::Image, &png(2))
+        .await
+        .expect("uploads after a refresh");
+    assert_eq!(s.fake.media_bytes(&second), Some(png(2)));
+    assert_eq!(s.fake.calls("cgi-bin/media/upload"), 3);
+
+    let material = api
+        .upload_material(MediaKind::Image, &png(3), None)
+        .await
+        .expect("permanent");
+    assert!(material.url.is_some());
+    assert_eq!(
+        api.download_material(&material.media_id)
+            .await
+            .map(|f| f.bytes),
+        Ok(png(3))
+    );
+    assert!(
+        matches!(
+            api.download_media(&material.media_id).await,
+            Err(ApiError::WeChat { code: 40007, .. })
+        ),
+        "permanent material is not temporary"
+    );
+    let mp4 = [&[0, 0, 0, 0x18][..], b"ftypmp42", &[0; 16]].concat();
+    assert!(matches!(
+        api.upload_material(MediaKind::Video, &mp4, None).await,
+        Err(ApiError::Invalid(_))
+    ));
+    let info = VideoInfo {
+        title: "t".into(),
+        introduction: "i".into(),
+    };
+    let video = api
+        .upload_material(MediaKind::Video, &mp4, Some(&info))
+        .await
+        .expect("a described video");
+    let about = api.download_material(&video.media_id).await.expect("json");
+    assert_eq!(about.content_type, "application/json");
+    let about: serde_json::Value = serde_json::from_slice(&about.bytes).expect("json");
+    assert_eq!(
+        (about["title"].as_str(), about["description"].as_str()),
+        (Some("t"), Some("i"))
+    );
+    let thumb = [&[0xFF, 0xD8, 0xFF][..], &[0; 100]].concat();
+    assert!(
+        api.upload_media(MediaKind::Thumb, &thumb).await.is_ok(),
+        "thumb_media_id read"
+    );
+}
+
+/// A multipart upload of `bytes` as `filename` to the fake, with a fresh token.
+async fn raw_upload(
+    s: &Setup,
+    kind: &str,
+    filename: Option<&str>,
+    bytes: &[u8],
+) -> serde_json::Value {
+    let token = s.api().access_token().await.expect("token");
+    let mut body = b"--B\r\n".to_vec();
+    match filename {
+        Some(name) => body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"media\"; filename=\"{name}\"\r\n\r\n")
+                .as_bytes(),
+        ),
+        None => body.extend_from_slice(b"Content-Disposition: form-data; name=\"other\"\r\n\r\n"),
+    }
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(b"\r\n--B--\r\n");
+    reqwest::Client::new()
+        .post(format!("{}/cgi-bin/media/upload", s.fake.base_url()))
+        .query(&[("access_token", &*token), ("type", kind)])
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(body)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn the_fake_checks_uploads_as_wechat_does() {
+    let s = setup().await;
+    let jpeg = [&[0xFF, 0xD8, 0xFF][..], &[0; 64 * 1024]].concat();
+    for (kind, filename, bytes, errcode) in [
+        ("image", Some("a.png"), &png(0)[..], 0),
+        ("image", Some("a.bmp"), &png(0)[..], 40005),
+        ("sticker", Some("a.png"), &png(0)[..], 40004),
+        ("thumb", Some("t.jpg"), &jpeg[..], 40012),
+        ("thumb", Some("t.jpg"), &jpeg[..1000], 0),
+        ("voice", None, b"#!AMR\n", 41005),
+    ] {
+        let answer = raw_upload(&s, kind, filename, bytes).await;
+        assert_eq!(
+            answer["errcode"].as_i64().unwrap_or(0),
+            errcode,
+            "{kind} {filename:?}: {answer}"
+        );
+    }
 }
