@@ -436,7 +436,7 @@ pub(super) async fn read_body(
 }
 
 /// Sends `request` and reads WeChat's JSON answer ([`json_answer`]).
-async fn read_answer(request: reqwest::RequestBuilder) -> Result<Value, ApiError> {
+pub(super) async fn read_answer(request: reqwest::RequestBuilder) -> Result<Value, ApiError> {
     json_answer(&read_body(request, MAX_ANSWER_BYTES).await?.1)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::client::{json_answer, read_body};
+use super::client::{json_answer, read_answer, read_body};
 use super::{AccountApi, ApiError, Idempotency, Method};
 use crate::clock::unix_now;
 use crate::storage::lock::{self, StoreLock};
@@ -431,7 +431,7 @@ impl AccountApi {
                 .request(Method::Post, path, &token, query)
                 .header(reqwest::header::CONTENT_TYPE, form.content_type.clone())
                 .body(form.body.clone());
-            async move { json_answer(&read_body(request, MAX_DOWNLOAD_BYTES).await?.1) }
+            read_answer(request)
         })
         .await
     }
