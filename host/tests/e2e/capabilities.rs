@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wxhost::wechat::{Mode, Reply, ReplyMessage};
+use wxhost::wechat::Mode;
 use wxhost_fake_wechat::FakeWechat;
 
-use crate::harness::{Server, account, text};
+use crate::harness::{Server, account, reply_text, text};
 
 const APPID: &str = "wxcapabilities";
 const SECRET: &str = "app-secret-for-tests-0001";
@@ -24,13 +24,6 @@ fn config(head: &str, fake: &FakeWechat, plugins: &str) -> String {
          app_secret = \"{SECRET}\"\napi_base_url = \"{}\"\n{plugins}",
         fake.base_url()
     )
-}
-
-fn reply_text(answer: Option<ReplyMessage>) -> String {
-    match answer.map(|m| m.reply) {
-        Some(Reply::Text { content }) => content,
-        other => panic!("expected a text reply, got {other:?}"),
-    }
 }
 
 /// Waits until the fake has accepted `count` customer-service messages (or 5 s pass).

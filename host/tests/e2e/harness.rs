@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wxhost::wechat::xml::Element;
-use wxhost::wechat::{Account, CallbackQuery, EnvelopeParams, Message, Mode, ReplyMessage};
+use wxhost::wechat::{Account, CallbackQuery, EnvelopeParams, Message, Mode, Reply, ReplyMessage};
 
 pub const KEY_A: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 pub const KEY_B: &str = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR";
@@ -273,6 +273,14 @@ pub fn push(account: &Account, msg: &Message) -> (CallbackQuery, String) {
 }
 
 /// A text message from `from` with a message id.
+/// The text of a text reply (panics on anything else).
+pub fn reply_text(answer: Option<ReplyMessage>) -> String {
+    match answer.map(|m| m.reply) {
+        Some(Reply::Text { content }) => content,
+        other => panic!("expected a text reply, got {other:?}"),
+    }
+}
+
 pub fn text(from: &str, content: &str, msg_id: u64) -> Message {
     message(&[
         ("FromUserName", from),

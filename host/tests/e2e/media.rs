@@ -10,7 +10,7 @@ use wxhost::wechat::{Mode, Reply, ReplyMessage};
 use wxhost_fake_wechat::FakeWechat;
 use wxhost_test_redis::RedisServer;
 
-use crate::harness::{Server, account, text};
+use crate::harness::{Server, account, reply_text, text};
 
 const APPID: &str = "wxmedia";
 const SECRET: &str = "app-secret-for-media-01";
@@ -36,13 +36,6 @@ async fn ask(server: &Server, text_: &str, msg_id: u64) -> Option<ReplyMessage> 
         .await
 }
 
-fn text_of(answer: Option<ReplyMessage>) -> String {
-    match answer.map(|m| m.reply) {
-        Some(Reply::Text { content }) => content,
-        other => panic!("expected a text reply, got {other:?}"),
-    }
-}
-
 fn image_of(answer: Option<ReplyMessage>) -> String {
     match answer.map(|m| m.reply) {
         Some(Reply::Image { media_id }) => media_id,
@@ -66,19 +59,19 @@ async fn a_picture_from_bytes_is_uploaded_once_and_material_comes_back_as_upload
 
     // Downloads return the bytes; a video's download is WeChat's JSON with its URL.
     assert_eq!(
-        text_of(ask(&server, "media image", 4).await),
+        reply_text(ask(&server, "media image", 4).await),
         "media ok 3080"
     );
     assert_eq!(
-        text_of(ask(&server, "media voice", 5).await),
+        reply_text(ask(&server, "media voice", 5).await),
         "media ok 3078"
     );
-    let video = text_of(ask(&server, "media video", 6).await);
+    let video = reply_text(ask(&server, "media video", 6).await);
     assert!(
         video.starts_with("media other application/json {\"video_url\":\"http://"),
         "{video}"
     );
-    let permanent = text_of(ask(&server, "permanent-video", 7).await);
+    let permanent = reply_text(ask(&server, "permanent-video", 7).await);
     assert!(
         permanent.starts_with("media application/json {")
             && permanent.contains("\"title\":\"probe\"")
@@ -89,11 +82,11 @@ async fn a_picture_from_bytes_is_uploaded_once_and_material_comes_back_as_upload
     // What WeChat would refuse is refused before any upload, with the reason.
     let uploads = fake.calls(UPLOAD);
     assert_eq!(
-        text_of(ask(&server, "media bmp", 8).await),
+        reply_text(ask(&server, "media bmp", 8).await),
         "media error: Invalid(\"the image is BMP; temporary image material must be PNG, JPG, \
          GIF\")"
     );
-    let too_big = text_of(ask(&server, "picture 10241", 9).await);
+    let too_big = reply_text(ask(&server, "picture 10241", 9).await);
     assert!(
         too_big.contains("the image is 10486792 bytes; WeChat takes at most 10485760"),
         "{too_big}"
@@ -114,7 +107,7 @@ async fn a_picture_from_bytes_is_uploaded_once_and_material_comes_back_as_upload
 async fn without_the_media_grant_uploads_are_denied_and_nothing_is_called() {
     let fake = FakeWechat::start(APPID, SECRET).await.expect("fake");
     let server = Server::start(&config("", &fake, "\"wechat-api\""));
-    let answer = text_of(ask(&server, "picture 1", 1).await);
+    let answer = reply_text(ask(&server, "picture 1", 1).await);
     assert_eq!(
         answer,
         "media error: Denied(\"the `media` capability is not granted to plugin \
