@@ -34,7 +34,10 @@ type Shard = HashMap<Vec<u8>, Slot>;
 pub(super) struct Overlay {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
-    facts: Mutex<HashMap<[u8; 16], (Fact, u64)>>,
+    /// In the order they were put (that of their sequence numbers): the committed ones leave
+    /// from the front. A key put twice is there twice, and both are committed; readers keep
+    /// the one that lives longer, as they do for facts committed twice.
+    facts: Mutex<Vec<(Fact, u64)>>,
     marks: Mutex<HashMap<String, (i64, u64)>>,
     /// The sequence number of the next write (starts at 1).
     next_seq: AtomicU64,
@@ -66,6 +69,16 @@ impl Batch {
 /// critical section changes one entry in one call), so poisoning is ignored.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Keeps in `facts` the fact of each key that lives longest (ties: the later).
+pub(super) fn keep_longest(facts: &mut HashMap<[u8; 16], Fact>, fact: Fact) {
+    match facts.get(&fact.key) {
+        Some(kept) if kept.until > fact.until => {}
+        _ => {
+            facts.insert(fact.key, fact);
+        }
+    }
 }
 
 impl Overlay {
@@ -128,30 +141,26 @@ impl Overlay {
         Ok(out)
     }
 
-    /// Records facts (of two with the same key, the one that lives longer stays).
+    /// Records facts: an append (every push puts one or two, so this is on the push path).
     pub fn put_facts(&self, facts: &[Fact]) {
         if facts.is_empty() {
             return;
         }
-        let mut map = lock(&self.facts);
+        let mut pending = lock(&self.facts);
         for fact in facts {
-            if map
-                .get(&fact.key)
-                .is_some_and(|(kept, _)| kept.until > fact.until)
-            {
-                continue;
-            }
             let seq = self.take_seq();
-            map.insert(fact.key, (*fact, seq));
+            pending.push((*fact, seq));
         }
     }
 
-    /// The facts not yet committed, by key.
+    /// The facts not yet committed, by key (of two with the same key, the one that lives
+    /// longer).
     pub fn facts(&self) -> HashMap<[u8; 16], Fact> {
-        lock(&self.facts)
-            .iter()
-            .map(|(key, (fact, _))| (*key, *fact))
-            .collect()
+        let mut by_key: HashMap<[u8; 16], Fact> = HashMap::new();
+        for (fact, _) in lock(&self.facts).iter() {
+            keep_longest(&mut by_key, *fact);
+        }
+        by_key
     }
 
     pub fn set_mark(&self, name: &str, value: i64) {
@@ -185,7 +194,7 @@ impl Overlay {
                     .collect()
             })
             .collect();
-        let facts = lock(&self.facts).values().copied().collect();
+        let facts = lock(&self.facts).clone();
         let marks = lock(&self.marks)
             .iter()
             .map(|(name, (value, seq))| (name.clone(), *value, *seq))
@@ -211,13 +220,11 @@ impl Overlay {
                 }
             }
         }
-        if !batch.facts.is_empty() {
+        if let Some(&(_, last)) = batch.facts.last() {
+            // The batch copied a prefix of the facts, and only this removes any.
             let mut facts = lock(&self.facts);
-            for (fact, seq) in &batch.facts {
-                if facts.get(&fact.key).is_some_and(|(_, s)| s == seq) {
-                    facts.remove(&fact.key);
-                }
-            }
+            let committed = facts.partition_point(|&(_, seq)| seq <= last);
+            facts.drain(..committed);
         }
         if !batch.marks.is_empty() {
             let mut marks = lock(&self.marks);
@@ -269,6 +276,34 @@ mod tests {
         overlay.retire(&next);
         assert_eq!(overlay.len(), 0);
         assert!(overlay.snapshot().is_empty());
+    }
+
+    #[test]
+    fn facts_put_during_a_commit_stay_and_a_key_reads_as_its_longest_fact() {
+        let overlay = Overlay::new();
+        let fact = |key: u8, until| Fact {
+            key: [key; 16],
+            value: [0; 16],
+            until,
+        };
+        overlay.put_facts(&[fact(1, 10), fact(2, 5)]);
+        let batch = overlay.snapshot();
+        assert_eq!(batch.facts.len(), 2);
+        // Put while the batch commits: the same key again, living longer and then shorter.
+        overlay.put_facts(&[fact(2, 20), fact(2, 7), fact(3, 5)]);
+        overlay.retire(&batch);
+        let left = overlay.facts();
+        assert_eq!(
+            left.len(),
+            2,
+            "the committed facts left, the later ones stayed"
+        );
+        assert_eq!(left[&[2; 16]].until, 20, "a key reads as its longest fact");
+        assert_eq!(left[&[3; 16]].until, 5);
+        let next = overlay.snapshot();
+        assert_eq!(next.facts.len(), 3, "each fact put is committed");
+        overlay.retire(&next);
+        assert!(overlay.facts().is_empty());
     }
 
     #[test]

@@ -41,7 +41,7 @@ use redb::{
     WriteTransaction,
 };
 
-use super::overlay::{Batch, Overlay};
+use super::overlay::{Batch, Overlay, keep_longest};
 use super::usage::{Stored, Usage};
 use super::{
     Clock, Entry, Error, Fact, FactStore, InProcessKv, KvUsage, Namespace, Quota, Result,
@@ -786,16 +786,6 @@ fn unpack_facts(bytes: &[u8]) -> impl Iterator<Item = Fact> + '_ {
                 until: i64::from_be_bytes(until),
             }
         })
-}
-
-/// Keeps in `facts` the fact of each key that lives longest (ties: the later).
-fn keep_longest(facts: &mut HashMap<[u8; 16], Fact>, fact: Fact) {
-    match facts.get(&fact.key) {
-        Some(kept) if kept.until > fact.until => {}
-        _ => {
-            facts.insert(fact.key, fact);
-        }
-    }
 }
 
 impl InProcessKv for RedbKv {
