@@ -46,13 +46,7 @@ async fn a_reply_after_the_passive_budget_is_sent_once_as_a_customer_service_mes
         &fake,
         "[[tenants.plugins]]\nname = \"slow-counter\"\nsettings = { spin_ms = 900 }\nlimits = { deadline_ms = 3000 }\n",
     ));
-    // The listener is bound before the plugins are compiled: wait until the server serves.
-    server
-        .http
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
+    server.serving().await;
     let wechat = account(APPID, TOKEN, None, Mode::Plain);
     let started = Instant::now();
     let answer = server.send("t", &wechat, &text("o_slow", "hi", 1)).await;

@@ -168,6 +168,18 @@ impl Server {
             .unwrap_or_else(|e| panic!("WeChat would not accept {answer:?}: {e}"))
     }
 
+    /// Returns once the server answers requests: its listener is bound before its plugins
+    /// are compiled, and a request made meanwhile waits for them.
+    pub async fn serving(&self) {
+        let response = self
+            .http
+            .get(self.url("/healthz"))
+            .send()
+            .await
+            .expect("the server answers /healthz");
+        assert!(response.status().is_success(), "{response:?}");
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         self.http

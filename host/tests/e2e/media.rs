@@ -126,12 +126,7 @@ async fn an_upload_that_outlasts_the_passive_budget_sends_its_picture_as_a_late_
         &fake,
         "\"media\"",
     ));
-    server
-        .http
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
+    server.serving().await;
     let started = Instant::now();
     assert!(
         ask(&server, "picture 2", 1).await.is_none(),
@@ -170,11 +165,7 @@ async fn two_nodes_answering_with_the_same_picture_at_once_upload_it_once() {
     let config = config(&head, &fake, "\"media\"");
     let nodes = Arc::new([Server::start(&config), Server::start(&config)]);
     for node in nodes.iter() {
-        node.http
-            .get(node.url("/healthz"))
-            .send()
-            .await
-            .expect("up");
+        node.serving().await;
     }
     let asks: Vec<_> = (0..6u64)
         .map(|n| {

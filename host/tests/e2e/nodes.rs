@@ -344,12 +344,8 @@ async fn a_node_killed_mid_chain_leaves_the_push_to_a_retry_once_its_lease_ends(
     let config = counter(&redis.url(), 600, "");
     let mut nodes = [Server::start(&config), Server::start(&config)];
     for node in &nodes {
-        // Both serve before the first push (the plugins compile after the listener binds).
-        node.http
-            .get(node.url("/healthz"))
-            .send()
-            .await
-            .expect("up");
+        // Both serve before the first push.
+        node.serving().await;
     }
     let (query, body) = push(&shop(), &text("o_user", "count me", 9821));
     let first = {
@@ -415,11 +411,7 @@ async fn a_hundred_api_sends_across_both_nodes_fetch_one_access_token() {
     );
     let nodes = Arc::new([Server::start(&config), Server::start(&config)]);
     for node in nodes.iter() {
-        node.http
-            .get(node.url("/healthz"))
-            .send()
-            .await
-            .expect("up");
+        node.serving().await;
     }
     let wechat = account(APPID, "tokencaps", None, Mode::Plain);
     let sends: Vec<_> = (0..100u64)
