@@ -168,16 +168,23 @@ impl Server {
             .unwrap_or_else(|e| panic!("WeChat would not accept {answer:?}: {e}"))
     }
 
-    /// Returns once the server answers requests: its listener is bound before its plugins
-    /// are compiled, and a request made meanwhile waits for them.
-    pub async fn serving(&self) {
+    /// The status and body of `GET /healthz`.
+    pub async fn health(&self) -> (u16, String) {
         let response = self
             .http
             .get(self.url("/healthz"))
             .send()
             .await
             .expect("the server answers /healthz");
-        assert!(response.status().is_success(), "{response:?}");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("the /healthz body"))
+    }
+
+    /// Returns once the server answers requests: its listener is bound before its plugins
+    /// are compiled, and a request made meanwhile waits for them.
+    pub async fn serving(&self) {
+        let (status, body) = self.health().await;
+        assert_eq!(status, 200, "{body}");
     }
 
     /// The `/metrics` text.

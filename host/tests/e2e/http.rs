@@ -88,15 +88,12 @@ async fn bad_input_gets_a_4xx_with_its_reason() {
     let huge = vec![b'a'; 70 * 1024];
     assert_eq!(server.post("plain", &pq, huge).await.0, 413);
 
-    let response = server
-        .http
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
     assert_eq!(
-        response.text().await.expect("body"),
-        r#"{"reachable":true,"status":"ok","storage":"embedded"}"#
+        server.health().await,
+        (
+            200,
+            r#"{"reachable":true,"status":"ok","storage":"embedded"}"#.to_owned()
+        )
     );
     let metrics = server.metrics().await;
     for line in [

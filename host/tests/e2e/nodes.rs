@@ -43,15 +43,7 @@ async fn visit(node: &Server, msg_id: u64) -> Option<Reply> {
 }
 
 async fn health(node: &Server) -> serde_json::Value {
-    let body = node
-        .http
-        .get(node.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz")
-        .text()
-        .await
-        .expect("body");
+    let (_, body) = node.health().await;
     serde_json::from_str(&body).expect("json")
 }
 
