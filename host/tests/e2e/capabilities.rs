@@ -125,7 +125,8 @@ async fn without_grants_every_capability_is_an_error_value_and_nothing_is_called
     }
     assert_eq!(fake.token_fetches(), 0);
     assert_eq!(fake.calls(CUSTOM), 0);
-    assert!(server.logs().contains("outbound HTTP denied"));
+    let logs = server.logs_with("outbound HTTP denied").await;
+    assert!(logs.contains("outbound HTTP denied"), "{logs}");
 }
 
 #[tokio::test]
@@ -220,11 +221,8 @@ async fn a_name_resolving_to_loopback_is_refused_and_loopback_is_reached_only_wh
     // The name is on the list: the refusal is the address check's (the fake does not count
     // `/quote` requests; the log, read from the child as it comes, says why).
     let why = "is a loopback address, not granted to this plugin";
-    let until = Instant::now() + Duration::from_secs(5);
-    while !server.logs().contains(why) && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(server.logs().contains(why), "{}", server.logs());
+    let logs = server.logs_with(why).await;
+    assert!(logs.contains(why), "{logs}");
     let granted = reply_text(server.send("u", &wechat, &text("o", &quote, 301)).await);
     assert_eq!(granted, r#"http 200 {"price":65,"symbol":"A"}"#);
     let metrics = server.metrics().await;
@@ -330,7 +328,8 @@ async fn quota_errors_are_counted_and_wxhost_quota_clear_resets_them_ten_times_a
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
-    assert!(server.logs().contains("daily quota"), "the hint is logged");
+    let logs = server.logs_with("daily quota").await;
+    assert!(logs.contains("daily quota"), "the hint is logged: {logs}");
     // Ten clears in all; the eleventh is refused here, without asking WeChat.
     for _ in 0..9 {
         assert!(clear().0);

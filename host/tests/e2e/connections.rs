@@ -133,18 +133,6 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// The server's logs once they contain `needle` (within 5 s).
-async fn logs_with(server: &Server, needle: &str) -> String {
-    let deadline = Instant::now() + ms(5_000);
-    loop {
-        let logs = server.logs();
-        if logs.contains(needle) || Instant::now() > deadline {
-            return logs;
-        }
-        tokio::time::sleep(ms(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn silent_and_trickling_connections_are_closed_by_the_header_timeout() {
     let server = Server::start(&config("header_read_timeout_ms = 600"));
@@ -350,7 +338,7 @@ async fn sigterm_closes_idle_and_half_sent_connections_and_exits_within_the_grac
     );
 
     let status = server.wait_exit(ms(3_000)).expect("exits within the grace");
-    let logs = logs_with(&server, "stopped").await;
+    let logs = server.logs_with("stopped").await;
     assert!(status.success(), "exit status {status:?}; logs: {logs}");
     assert!(
         logs.contains("closing the connections still open"),
@@ -422,7 +410,7 @@ async fn idle_floods_under_a_low_fd_limit_do_not_stop_pushes() {
         &["prlimit", "--nofile=256:256", "--"],
         &config("header_read_timeout_ms = 1500"),
     );
-    let logs = logs_with(&server, "max_connections=").await;
+    let logs = server.logs_with("max_connections=").await;
     let cap: usize = logs
         .split("max_connections=")
         .nth(1)
@@ -550,7 +538,7 @@ async fn accept_failures_out_of_file_descriptors_pause_and_are_logged_once() {
     .expect("answered once descriptors are free");
     assert!(reply.is_some());
     assert!(sent.elapsed() < ms(8_000));
-    let logs = logs_with(&server, "accepting connections again").await;
+    let logs = server.logs_with("accepting connections again").await;
     assert!(logs.contains("accepting connections again"), "{logs}");
     drop(held);
 }

@@ -129,6 +129,20 @@ impl Server {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// The server's logs once they hold `needle`, or whatever they hold after 5 s. The lines
+    /// are read from the child's stderr as it writes them, so one logged while a request was
+    /// answered may come in after the answer.
+    pub async fn logs_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() > deadline {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

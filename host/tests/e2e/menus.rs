@@ -162,7 +162,8 @@ async fn the_configured_menu_is_set_once_replaced_on_change_and_a_bad_one_refuse
         "{}",
         server.logs()
     );
-    assert!(server.logs().contains("40017"), "{}", server.logs());
+    let logs = server.logs_with("40017").await;
+    assert!(logs.contains("40017"), "{logs}");
     assert_eq!(fake.calls(CREATE), 3);
     assert_eq!(fake.menu().expect("menu")[0]["key"], "V1002");
     let (exit, _) = server.terminate();
